@@ -1,0 +1,106 @@
+"""Command line: ``python -m training {train-sr,resume,evaluate,export} ...`` (see ``--help`` of each)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = ["../shared/data/train"]
+DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../shared/data/bench/BSD68"]
+
+
+def _net_overrides(args: argparse.Namespace) -> dict:
+    keys = ("channels", "blocks", "up_channels")
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+def cmd_train_sr(args: argparse.Namespace) -> None:
+    from training.train_sr import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, run_dir=args.run, scale=args.scale, net=_net_overrides(args), hr_patch=args.patch,
+        batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
+        val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
+        command="python -m training " + shlex.join(sys.argv[1:]),
+    )
+    train(cfg, resume=args.resume, progress=not args.no_progress)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from training.train_sr import TrainConfig, train
+
+    saved = json.loads((Path(args.run) / "config.json").read_text())["train"]
+    if args.threads is not None:
+        saved["threads"] = args.threads
+    train(TrainConfig(**saved), resume=True, progress=not args.no_progress)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from training.evaluate import evaluate_onnx, format_table
+
+    results = evaluate_onnx(args.model, args.bench, args.scale)
+    print(format_table(results))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from training.export import export_run
+
+    card = export_run(args.run, args.out, args.name, bench=args.bench, tile=args.tile, notes=args.notes)
+    print(json.dumps(card["metrics"], indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train-sr", help="train a PSNR-oriented SRResNet upscaler")
+    t.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
+    t.add_argument("--run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log)")
+    t.add_argument("--scale", type=int, choices=(2, 4), default=4)
+    t.add_argument("--channels", type=int)
+    t.add_argument("--blocks", type=int)
+    t.add_argument("--up-channels", dest="up_channels", type=int)
+    t.add_argument("--patch", type=int, default=128, help="HR patch size in pixels")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--loss", choices=("l1", "mse"), default="l1")
+    t.add_argument("--ema", type=float, default=0.999)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-every", type=int, default=1000)
+    t.add_argument("--ckpt-every", type=int, default=250)
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    t.add_argument("--resume", action="store_true", help="continue from RUN/ckpt.pt if it exists")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train_sr)
+
+    r = sub.add_parser("resume", help="continue a run from its last checkpoint with its saved config")
+    r.add_argument("run")
+    r.add_argument("--threads", type=int)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_resume)
+
+    e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of an exported ONNX upscaler on benchmark folders, beside bicubic")
+    e.add_argument("model", help="path to NAME.onnx")
+    e.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    e.add_argument("--scale", type=int, help="defaults to the scale in the model's metadata")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="export a run's EMA generator to ONNX, check parity, evaluate, write the card")
+    x.add_argument("run")
+    x.add_argument("--name", required=True, help="model name, e.g. sr-x4")
+    x.add_argument("--out", default="models")
+    x.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    x.add_argument("--tile", type=int, default=96, help="recommended LR tile size recorded in the card")
+    x.add_argument("--notes", default="")
+    x.set_defaults(func=cmd_export)
+
+    args = p.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

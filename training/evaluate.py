@@ -1,0 +1,73 @@
+"""Benchmark an exported upscaler: Y-PSNR / SSIM per set, next to bicubic (see shared design notes).
+
+Runs the shipped artifact itself (ONNX Runtime), not the PyTorch module, so a card's numbers are the
+numbers of the file the service loads. HR is mod-cropped to the scale; LR is its bicubic downscale.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training import data, metrics
+
+
+def onnx_upscaler(model_path: str | Path):
+    """A function uint8 HxWx3 -> uint8 (sH)x(sW)x3 backed by an ONNX Runtime CPU session."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    in_name = sess.get_inputs()[0].name
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        out = sess.run(None, {in_name: data.to_tensor_batch([lr])})[0][0]
+        return np.round(np.clip(out, 0, 1).transpose(1, 2, 0) * 255.0).astype(np.uint8)
+
+    return run, sess
+
+
+def model_scale(sess) -> int:
+    meta = sess.get_modelmeta().custom_metadata_map
+    return int(meta["scale"])
+
+
+def evaluate(upscale, bench_dirs: list[str], scale: int) -> dict:
+    results = {}
+    for d in bench_dirs:
+        rows = []
+        for path in data.list_images([d]):
+            hr = data.mod_crop(data.load_rgb(path), scale)
+            lr = data.downscale(hr, scale)
+            sr = upscale(lr)
+            bic = data.bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
+            rows.append([
+                metrics.psnr_y(sr, hr, scale), metrics.ssim_y(sr, hr, scale),
+                metrics.psnr_y(bic, hr, scale), metrics.ssim_y(bic, hr, scale),
+            ])
+        m = np.mean(rows, axis=0)
+        results[Path(d).name] = {
+            "images": len(rows), "psnr_y": round(float(m[0]), 3), "ssim_y": round(float(m[1]), 4),
+            "bicubic_psnr_y": round(float(m[2]), 3), "bicubic_ssim_y": round(float(m[3]), 4),
+        }
+    return results
+
+
+def evaluate_onnx(model_path: str | Path, bench_dirs: list[str], scale: int | None = None) -> dict:
+    run, sess = onnx_upscaler(model_path)
+    return evaluate(run, bench_dirs, scale or model_scale(sess))
+
+
+def format_table(results: dict) -> str:
+    lines = ["| set | images | Y-PSNR | SSIM | bicubic Y-PSNR | bicubic SSIM |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['images']} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(evaluate_onnx(sys.argv[1], sys.argv[2:]), indent=2))

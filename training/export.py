@@ -1,0 +1,135 @@
+"""Export a trained generator to ONNX with its card.
+
+The contract (read by app/registry.py): ``NAME.onnx`` with input ``image`` float32 [N,3,H,W] RGB in [0,1]
+and output ``output`` float32 [N,3,sH,sW] in [0,1] (clamped inside the graph), dynamic N/H/W, opset 17;
+``NAME.json`` beside it, the card. The card (without its sha256) is also stored in the ONNX file's
+metadata_props, with the scalar fields the runtime needs as their own keys.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import nets
+from training.train_sr import load_ema
+
+OPSET = 17
+PARITY_ATOL = 1e-4
+PARITY_SHAPES = [(1, 3, 17, 23), (2, 3, 32, 32), (1, 3, 48, 64)]
+
+
+class Clamped(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image).clamp(0.0, 1.0)
+
+
+def export_onnx(net: torch.nn.Module, path: Path) -> None:
+    wrapped = Clamped(net).eval()
+    torch.onnx.export(
+        wrapped, (torch.rand(1, 3, 32, 32),), str(path), input_names=["image"], output_names=["output"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
+        opset_version=OPSET, dynamo=False,
+    )
+
+
+def check_parity(net: torch.nn.Module, path: Path, shapes=PARITY_SHAPES, atol: float = PARITY_ATOL) -> float:
+    """Max abs difference ORT vs PyTorch over random inputs of several shapes; raises if above atol."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for shape in shapes:
+        x = torch.rand(*shape, generator=gen)
+        with torch.no_grad():
+            ref = Clamped(net).eval()(x).numpy()
+        got = sess.run(None, {"image": x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} for input {shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    if worst > atol:
+        raise RuntimeError(f"ONNX/PyTorch parity failed: max abs diff {worst:.2e} > {atol:.0e}")
+    return worst
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_metadata(path: Path, card: dict) -> None:
+    """Store the card and its key scalars in the ONNX file's metadata_props (as Ultralytics does)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {"card": json.dumps(card), "name": card["name"], "task": card["task"], "scale": str(card["scale"])}
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name = "gan-upscale-service training"
+    onnx.save(model, str(path))
+
+
+def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], tile: int = 96, notes: str = "") -> dict:
+    from training.evaluate import evaluate_onnx
+
+    run, out_dir = Path(run), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run / "ckpt.pt" if run.is_dir() else run
+    net, ck = load_ema(ckpt)
+    tc = ck["train_config"]
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(net, onnx_path)
+    parity = check_parity(net, onnx_path)
+    scale = net.config.scale
+    card = {
+        "name": name,
+        "task": "super-resolution",
+        "scale": scale,
+        "description": f"PSNR-oriented SRResNet x{scale} (L1 on bicubic-downscaled LR). Best for clean, "
+        "bicubic-like inputs; soft on heavily compressed or noisy photos.",
+        "arch": ck["arch"],
+        "net_config": ck["net_config"],
+        "params": nets.count_params(net),
+        "flops_per_input_pixel": nets.flops_per_input_pixel(net),
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "range": [0, 1], "color": "RGB"}],
+        "outputs": [{"name": "output", "dtype": "float32", "shape": ["N", 3, f"{scale}H", f"{scale}W"], "range": [0, 1], "color": "RGB"}],
+        "tile": {"size": tile, "overlap": 16},
+        "training": {
+            "command": tc["command"],
+            "data": tc["data"],
+            "steps": ck["step"],
+            "batch": tc["batch"],
+            "hr_patch": tc["hr_patch"],
+            "loss": tc["loss"],
+            "lr": tc["lr"],
+            "ema": tc["ema"],
+            "seed": tc["seed"],
+            "wall_time_s": round(ck.get("elapsed", 0.0)),
+            "device": "cuda" if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
+        },
+        "metrics": {},
+        "parity_max_abs_diff": parity,
+        "onnx": {"file": onnx_path.name, "opset": OPSET},
+        "created": dt.date.today().isoformat(),
+        "notes": notes,
+    }
+    card["metrics"] = evaluate_onnx(onnx_path, bench, scale)
+    write_metadata(onnx_path, card)
+    card["onnx"]["sha256"] = sha256_file(onnx_path)
+    card["onnx"]["bytes"] = onnx_path.stat().st_size
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

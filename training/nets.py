@@ -1,0 +1,105 @@
+"""Generators. The SRResNet family: conv head, residual blocks, global skip, PixelShuffle x2 steps, conv tail.
+
+Every network is built from a frozen config dataclass, and checkpoints store that config (as nanoGPT
+stores its model args), so ``build(config)`` recreates the exact module for resume, evaluate and export.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SRResNetConfig:
+    scale: int = 4
+    channels: int = 64  # width of the body, at LR resolution
+    blocks: int = 16  # residual blocks
+    up_channels: int = 32  # width of each PixelShuffle stage (cheaper than the body width at high resolution)
+    image_skip: bool = True  # add a bilinear upscale of the input, so the body learns the residual detail
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4):
+            raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+
+
+class ResidualBlock(nn.Module):
+    """conv-ReLU-conv with identity skip (SRResNet without batch norm, as EDSR showed is better for SR)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class SRResNet(nn.Module):
+    """Input RGB in [0,1] [N,3,H,W] -> output RGB [N,3,sH,sW]; clamping to [0,1] is done by the export wrapper."""
+
+    def __init__(self, config: SRResNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, u = config.channels, config.up_channels
+        self.head = nn.Conv2d(3, c, 3, padding=1)
+        self.body = nn.Sequential(*[ResidualBlock(c) for _ in range(config.blocks)])
+        self.body_tail = nn.Conv2d(c, c, 3, padding=1)
+        steps = int(math.log2(config.scale))
+        up: list[nn.Module] = []
+        in_ch = c
+        for _ in range(steps):
+            up += [nn.Conv2d(in_ch, u * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(u)]
+            in_ch = u
+        self.upsample = nn.Sequential(*up)
+        self.tail = nn.Conv2d(u, 3, 3, padding=1)
+        # Start the residual branch near zero so the untrained network is the bilinear upscale.
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.head(x)
+        feat = feat + self.body_tail(self.body(feat))  # global skip
+        out = self.tail(self.upsample(feat))
+        if self.config.image_skip:
+            out = out + F.interpolate(x, scale_factor=self.config.scale, mode="bilinear", align_corners=False)
+        return out
+
+
+ARCHS = {"srresnet": (SRResNetConfig, SRResNet)}
+
+
+def build(arch: str, config: dict) -> nn.Module:
+    cfg_cls, net_cls = ARCHS[arch]
+    return net_cls(cfg_cls(**config))
+
+
+def config_dict(net: nn.Module) -> dict:
+    return asdict(net.config)
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def flops_per_input_pixel(net: nn.Module, size: int = 32) -> int:
+    """Multiply-adds x 2 of one forward pass, per input pixel, counted with forward hooks on conv layers."""
+    total = 0
+
+    def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+            total += 2 * k * out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total // (size * size)

@@ -1,0 +1,207 @@
+"""One readable training loop for the PSNR-oriented upscalers (L1/MSE, Adam, cosine LR, EMA).
+
+A run directory holds everything about one run (stylegan2-ada style):
+  config.json   the full TrainConfig and network config
+  ckpt.pt       latest checkpoint: net + EMA + optimiser + sampler RNG state + step (resumable)
+  stats.jsonl   one JSON line per log interval / validation
+  train.log     human-readable log
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training import data, metrics, nets
+
+log = logging.getLogger("training")
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    run_dir: str
+    scale: int = 4
+    arch: str = "srresnet"
+    net: dict = field(default_factory=dict)  # overrides of the network config (channels, blocks, ...)
+    hr_patch: int = 128
+    batch: int = 16
+    steps: int = 10000
+    lr: float = 5e-4
+    lr_min: float = 1e-6
+    warmup: int = 200
+    loss: str = "l1"  # l1 | mse
+    ema: float = 0.999
+    seed: int = 0
+    val_images: int = 8  # images held out of `data` for periodic validation
+    val_crop: int = 256
+    val_every: int = 1000
+    ckpt_every: int = 500
+    log_every: int = 50
+    threads: int = 0  # torch intra-op threads; 0 = torch default
+    command: str = ""
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def split_holdout(paths: list[Path], n: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """Deterministically hold `n` images out of training for validation."""
+    order = np.random.default_rng(seed).permutation(len(paths))
+    val = {int(i) for i in order[:n]}
+    return [p for i, p in enumerate(paths) if i not in val], [p for i, p in enumerate(paths) if i in val]
+
+
+@torch.no_grad()
+def validate(net: torch.nn.Module, val_hr: list[np.ndarray], scale: int, device: torch.device) -> float:
+    """Mean Y-PSNR (border = scale) of `net` on the held-out crops."""
+    net.eval()
+    scores = []
+    for hr in val_hr:
+        lr = data.downscale(hr, scale)
+        x = torch.from_numpy(data.to_tensor_batch([lr])).to(device)
+        sr = net(x).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+        scores.append(metrics.psnr_y(np.round(sr * 255.0).astype(np.uint8), hr, border=scale))
+    return float(np.mean(scores))
+
+
+def center_crop(img: np.ndarray, size: int, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    ch, cw = min(h, size), min(w, size)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return data.mod_crop(img[y : y + ch, x : x + cw], scale)
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a broken checkpoint
+
+
+def setup_logging(run_dir: Path) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    fh = logging.FileHandler(run_dir / "train.log")
+    fh.setFormatter(fmt)
+    log.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    log.addHandler(sh)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(run_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = pick_device()
+
+    paths = data.list_images(cfg.data)
+    train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
+    log.info("data: %d images (%d train, %d held out for validation) from %s", len(paths), len(train_paths), len(val_paths), cfg.data)
+    sampler = data.PatchSampler(data.load_images(train_paths, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed)
+    if sampler.skipped:
+        log.info("skipped %d images smaller than the %dpx patch", sampler.skipped, cfg.hr_patch)
+    val_hr = [center_crop(im, cfg.val_crop, cfg.scale) for im in data.load_images(val_paths, progress=False)]
+
+    net = nets.build(cfg.arch, {"scale": cfg.scale, **cfg.net}).to(device)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    step, elapsed = 0, 0.0
+    ckpt_path = run_dir / "ckpt.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        net.load_state_dict(ck["net"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        sampler.rng.bit_generator.state = ck["sampler_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        log.info("resumed from %s at step %d", ckpt_path, step)
+    else:
+        (run_dir / "config.json").write_text(
+            json.dumps({"train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
+        )
+    log.info(
+        "net %s %s: %d params, %d FLOPs/input px, device %s, %d threads",
+        cfg.arch, nets.config_dict(net), nets.count_params(net), nets.flops_per_input_pixel(net), device, torch.get_num_threads(),
+    )
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path, arch=cfg.arch, net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
+            opt=opt.state_dict(), sampler_rng=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+            step=step, elapsed=elapsed, train_config=asdict(cfg),
+        )
+
+    loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
+    stats = open(run_dir / "stats.jsonl", "a")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+    run_loss, run_n, t0 = 0.0, 0, time.time()
+    net.train()
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        lr_np, hr_np = sampler.sample(cfg.batch)
+        lr_t, hr_t = torch.from_numpy(lr_np).to(device), torch.from_numpy(hr_np).to(device)
+        loss = loss_fn(net(lr_t), hr_t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))  # EMA warm-up: early weights are not averaged in for long
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        run_loss, run_n = run_loss + loss.item(), run_n + 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.time()
+            elapsed += now - t0
+            rate = run_n / (now - t0)
+            t0 = now
+            rec = {"step": step, "loss": run_loss / run_n, "lr": lr_at(step - 1, cfg), "steps_per_s": rate, "elapsed_s": elapsed}
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}")
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                rec["val_psnr_ema"] = validate(ema, val_hr, cfg.scale, device)
+                net.train()
+                log.info("step %d loss %.4f val Y-PSNR (EMA) %.3f dB, %.2f steps/s", step, rec["loss"], rec["val_psnr_ema"], rate)
+                t0 = time.time()  # validation time is not training time
+            stats.write(json.dumps(rec) + "\n")
+            stats.flush()
+            run_loss, run_n = 0.0, 0
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            checkpoint()
+    bar.close()
+    stats.close()
+    log.info("done: %d steps in %.0f s", step, elapsed)
+    return ckpt_path
+
+
+def load_ema(ckpt_path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The EMA generator of a checkpoint (rebuilt from the config it carries) and the checkpoint itself."""
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    net = nets.build(ck["arch"], ck["net_config"])
+    net.load_state_dict(ck["ema"])
+    return net.eval(), ck

@@ -108,7 +108,8 @@ def setup_logging(run_dir: Path) -> None:
     log.addHandler(sh)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
+    """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir)
@@ -160,7 +161,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
     run_loss, run_n, t0 = 0.0, 0, time.time()
     net.train()
-    while step < cfg.steps:
+    while step < min(cfg.steps, stop_at or cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         lr_np, hr_np = sampler.sample(cfg.batch)

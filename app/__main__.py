@@ -1,0 +1,31 @@
+"""``python -m app``: serve with uvicorn using the settings from the environment.
+
+On SIGTERM/SIGINT the app is marked draining at once (/readyz answers 503 so a load balancer stops
+sending new work), uvicorn stops accepting connections and waits for in-flight requests, then exits.
+"""
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from app.config import get_settings
+from app.main import create_app
+
+
+class Server(uvicorn.Server):
+    def handle_exit(self, sig, frame) -> None:
+        self.config.app.state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def main() -> None:
+    s = get_settings()
+    logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(s)
+    config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=int(s.request_timeout_s))
+    Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

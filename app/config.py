@@ -1,0 +1,47 @@
+"""Every knob of the service, read from the environment (prefix ``GAN_``) or a ``.env`` file.
+
+Example: ``GAN_PORT=9000 GAN_MAX_BATCH=16 python -m app``. The README lists them all.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GAN_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    models_dir: Path = Path(__file__).resolve().parent.parent / "models"
+    # ONNX Runtime execution providers in order of preference; ones not available on this machine are skipped.
+    providers: list[str] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads per session; 0 = all cores")
+    verify_sha256: bool = True
+
+    # Limits on what a request may ask for.
+    max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    max_input_pixels: int = Field(16_000_000, gt=0)
+    max_output_pixels: int = Field(64_000_000, gt=0)
+
+    # Tiling (in input pixels).
+    tile_size: int = Field(96, ge=16)
+    tile_overlap: int = Field(16, ge=0)
+
+    # Dynamic batching, per model.
+    max_batch: int = Field(8, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_queue: int = Field(32, ge=1, description="requests in flight per model before new ones get 503")
+    request_timeout_s: float = Field(120.0, gt=0)
+    retry_after_s: int = Field(1, ge=0)
+    warmup: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Decode, validate and encode images (Pillow). Trusts the bytes, never the declared content type.
+
+decode() returns pixels as uint8 (or uint16 for 16-bit grayscale) HxWx3 RGB, the alpha channel apart,
+and what the output should look like (grayscale or colour, bit depth, default format). Animated inputs
+(GIF, APNG, animated WebP) are served by their first frame; the response says so in a header.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app import errors
+
+# Formats we accept, by what Pillow sniffs from the bytes. MPO is the multi-picture JPEG many phones write.
+INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"}
+OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+DEFAULT_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # everything else -> png
+
+# We check the pixel count ourselves, before decoding; keep Pillow's own bomb check from firing first
+# with a warning or an error of its own for sizes our limit allows.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass
+class Decoded:
+    pixels: np.ndarray  # HxWx3 RGB, uint8 or uint16
+    alpha: np.ndarray | None  # HxW uint8, or None
+    gray: bool  # the input was grayscale: answer grayscale
+    format: str  # Pillow's name of the input format
+    frames: int = 1
+
+    @property
+    def maxval(self) -> int:
+        return 65535 if self.pixels.dtype == np.uint16 else 255
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    def default_output_format(self) -> str:
+        return DEFAULT_OUTPUT.get(self.format, "png")
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    if not data:
+        raise errors.bad_request("the request has no image: the body (or the multipart field 'image') is empty")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise errors.unsupported_media(
+            "the body is not an image in a supported format (PNG, JPEG, WebP, BMP, TIFF, GIF)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise errors.bad_request(f"could not read the image header: {e}") from None
+    if im.format not in INPUT_FORMATS:
+        raise errors.unsupported_media(f"image format {im.format} is not supported; send PNG, JPEG, WebP, BMP, TIFF or GIF")
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise errors.bad_request(f"image has an empty size {w}x{h}")
+    if w * h > max_pixels:
+        raise errors.too_large(
+            f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels} pixels (GAN_MAX_INPUT_PIXELS)"
+        )
+    frames, fmt = getattr(im, "n_frames", 1), im.format
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise errors.bad_request(f"could not decode the image (truncated or corrupt): {e}") from None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block must not make the image unusable; serve it unrotated
+        pass
+    return _to_arrays(im, frames, fmt)
+
+
+def _to_arrays(im: Image.Image, frames: int, fmt: str) -> Decoded:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        g = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+        return Decoded(np.repeat(g[..., None], 3, axis=2), None, True, fmt, frames)
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode in ("1", "F"):
+        im = im.convert("L")
+    mode = im.mode
+    gray = mode in ("L", "LA")
+    alpha = None
+    if mode in ("LA", "RGBA", "RGBa", "La"):
+        alpha = np.asarray(im.getchannel("A"), dtype=np.uint8)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if alpha is not None and alpha.min() == 255:
+        alpha = None  # fully opaque: no need to carry it
+    return Decoded(rgb, alpha, gray, fmt, frames)
+
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Alpha is not sent through the GAN: bicubic-resized to the output (width, height)."""
+    return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
+
+
+def encode(pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, quality: int) -> tuple[bytes, str]:
+    """uint8/uint16 HxWx3 RGB (+ alpha) -> (bytes, media type). JPEG has no alpha: it is flattened onto white."""
+    pil_format, media_type = OUTPUT_FORMATS[fmt]
+    sixteen = pixels.dtype == np.uint16
+    if sixteen and gray and alpha is None and fmt == "png":
+        luma = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        im = Image.fromarray(np.clip(np.round(luma), 0, 65535).astype(np.uint16))
+    else:
+        if sixteen:
+            pixels = np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
+        im = Image.fromarray(pixels, "RGB")
+        if gray:
+            im = im.convert("L")
+        if alpha is not None:
+            if fmt == "jpeg":
+                bg = Image.new(im.mode, im.size, "white")
+                bg.paste(im, mask=Image.fromarray(alpha))
+                im = bg
+            else:
+                im.putalpha(Image.fromarray(alpha))
+    buf = io.BytesIO()
+    if fmt == "png":
+        im.save(buf, pil_format, compress_level=6)
+    elif fmt == "jpeg":
+        im.save(buf, pil_format, quality=quality, optimize=False)
+    else:
+        im.save(buf, pil_format, quality=quality, method=4)
+    return buf.getvalue(), media_type

@@ -1,0 +1,72 @@
+"""create_app(): the FastAPI application. Start it with ``python -m app`` (see README for settings)."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app import __version__, errors, metrics
+from app.config import Settings, get_settings
+from app.registry import Registry
+from app.routes import health, models, upscale
+from app.routes import metrics as metrics_route
+
+log = logging.getLogger("app")
+
+
+class MetricsMiddleware:
+    """Counts requests by route template and status, and times them (pure ASGI: no body buffering)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), 500
+
+        async def send_wrapper(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.LATENCY.labels(route).observe(time.perf_counter() - t0)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    registry = Registry(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(registry.load)
+        await run_in_threadpool(registry.warmup)
+        registry.start()
+        registry.ready = True
+        log.info("ready: %s", {n: m.session.provider for n, m in registry.models.items()})
+        yield
+        app.state.draining = True
+        await registry.stop()
+
+    app = FastAPI(
+        title="GAN image service",
+        version=__version__,
+        description="Super-resolution (and more) with GANs trained by this project, served from ONNX Runtime.",
+        lifespan=lifespan,
+    )
+    app.state.settings, app.state.registry, app.state.draining = settings, registry, False
+    errors.install(app)
+    for r in (health.router, metrics_route.router, models.router, upscale.router):
+        app.include_router(r)
+    app.add_middleware(MetricsMiddleware)
+    return app

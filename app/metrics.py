@@ -1,0 +1,21 @@
+"""Prometheus metrics of the service (served at /metrics)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("gan_requests_total", "HTTP requests by route and status", ["route", "method", "status"])
+LATENCY = Histogram(
+    "gan_request_seconds", "HTTP request latency by route", ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+QUEUE_DEPTH = Gauge("gan_queue_tiles", "tiles waiting in a model's batch queue", ["model"])
+IN_FLIGHT = Gauge("gan_requests_in_flight", "admitted requests in flight per model", ["model"])
+BATCH_SIZE = Histogram("gan_batch_size", "tiles per model call", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64))
+MODEL_SECONDS = Histogram(
+    "gan_model_seconds", "time of one model call (a batch)", ["model"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TILES_PER_REQUEST = Histogram(
+    "gan_tiles_per_request", "tiles one request was split into", ["model"], buckets=(1, 2, 4, 8, 16, 64, 256, 1024, 4096)
+)
+PROVIDER = Gauge("gan_model_info", "loaded models and the execution provider each runs on", ["model", "provider"])

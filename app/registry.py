@@ -1,0 +1,115 @@
+"""The model registry: reads models/*.json cards, loads each NAME.onnx into a session with its batcher.
+
+A card whose file is missing or whose sha256 does not match is reported and skipped, never served.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from app import errors, metrics
+from app.batching import Batcher
+from app.config import Settings
+from app.runtime import Session
+
+log = logging.getLogger("app.registry")
+
+
+@dataclass
+class Model:
+    name: str
+    card: dict
+    session: Session
+    batcher: Batcher
+
+    @property
+    def scale(self) -> int:
+        return int(self.card.get("scale", 1))
+
+    @property
+    def task(self) -> str:
+        return self.card["task"]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Registry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models: dict[str, Model] = {}
+        self.failed: dict[str, str] = {}
+        self.ready = False
+
+    def load(self) -> None:
+        s = self.settings
+        cards = sorted(Path(s.models_dir).glob("*.json"))
+        if not cards:
+            log.warning("no model cards found in %s", s.models_dir)
+        for card_path in cards:
+            name = card_path.stem
+            try:
+                card = json.loads(card_path.read_text())
+                onnx_path = card_path.with_name(card.get("onnx", {}).get("file", f"{name}.onnx"))
+                if not onnx_path.exists():
+                    raise FileNotFoundError(f"{onnx_path} is missing")
+                want = card.get("onnx", {}).get("sha256")
+                if s.verify_sha256 and want and _sha256(onnx_path) != want:
+                    raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
+                session = Session(str(onnx_path), s.providers, s.intra_op_threads)
+                batcher = Batcher(name, session.run, s.max_batch, s.max_wait_ms, s.max_queue)
+                self.models[name] = Model(name, card, session, batcher)
+                metrics.PROVIDER.labels(name, session.provider).set(1)
+                log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)
+            except Exception as e:  # one broken model must not take the others down
+                self.failed[name] = str(e)
+                log.error("could not load model %s: %s", name, e)
+
+    def warmup(self) -> None:
+        if self.settings.warmup:
+            for m in self.models.values():
+                if m.task == "super-resolution":
+                    m.session.warmup(min(2, self.settings.max_batch), self.settings.tile_size)
+
+    def start(self) -> None:
+        for m in self.models.values():
+            m.batcher.start()
+
+    async def stop(self) -> None:
+        for m in self.models.values():
+            await m.batcher.stop()
+
+    def get(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise errors.not_found(f"unknown model '{name}'; loaded models: {known}") from None
+
+    def upscaler(self, name: str | None, scale: int | None) -> Model:
+        """The model a request asks for: by name, else the default upscaler for the scale (sr-x{scale})."""
+        if name:
+            model = self.get(name)
+            if model.task != "super-resolution":
+                raise errors.unprocessable(f"model '{name}' is a {model.task} model, not an upscaler")
+            if scale is not None and scale != model.scale:
+                raise errors.unprocessable(f"model '{name}' upscales x{model.scale}, but scale={scale} was asked")
+            return model
+        scale = scale or 4
+        if f"sr-x{scale}" in self.models:
+            return self.models[f"sr-x{scale}"]
+        for m in self.models.values():
+            if m.task == "super-resolution" and m.scale == scale:
+                return m
+        raise errors.unprocessable(f"no loaded model upscales x{scale}")
+
+    def cards(self) -> list[dict]:
+        return [{**m.card, "provider": m.session.provider} for m in self.models.values()]

@@ -1,0 +1,39 @@
+"""ONNX Runtime session wrapper: provider choice, thread settings, warm-up, metadata."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger("app.runtime")
+
+
+def choose_providers(preferred: list[str]) -> list[str]:
+    """The preferred providers this onnxruntime build has, in order; CPU is always the last resort."""
+    available = set(ort.get_available_providers())
+    chosen = [p for p in preferred if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class Session:
+    """One model file loaded for inference. ``run`` is thread-safe (ORT sessions are)."""
+
+    def __init__(self, path: str, providers: list[str], intra_op_threads: int = 0) -> None:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            opts.intra_op_num_threads = intra_op_threads
+        self.session = ort.InferenceSession(path, sess_options=opts, providers=choose_providers(providers))
+        self.provider = self.session.get_providers()[0]
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_name = self.session.get_outputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def run(self, image: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_names[0]: image})[0]
+
+    def warmup(self, batch: int, tile: int) -> None:
+        self.run(np.zeros((batch, 3, tile, tile), np.float32))

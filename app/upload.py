@@ -1,0 +1,45 @@
+"""Reading an image upload: a multipart form (file field ``image``) or the raw body, under a byte limit."""
+from __future__ import annotations
+
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+
+from app import errors
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, refusing it (413) as soon as it passes max_bytes, Content-Length or not."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise errors.too_large(f"body is {declared} bytes; the limit is {max_bytes} bytes (GAN_MAX_BODY_BYTES)")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise errors.too_large(f"body is over the limit of {max_bytes} bytes (GAN_MAX_BODY_BYTES)")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise errors.bad_request("the client closed the connection before the body was complete") from None
+    return b"".join(chunks)
+
+
+async def read_image(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """(image bytes, form fields). Multipart: the file in field ``image``; anything else: the body itself."""
+    body = await read_body(request, max_bytes)
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        return body, {}
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=4, max_fields=32)
+    except Exception as e:  # python-multipart raises several types for malformed bodies
+        raise errors.bad_request(f"malformed multipart body: {e}") from None
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        raise errors.bad_request("multipart body has no file field named 'image'")
+    return await upload.read(), fields

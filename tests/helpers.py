@@ -1,0 +1,110 @@
+"""Test helpers: a torch-free tiny ONNX upscaler with a card, images in every mode, a real server."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def write_nearest_model(models_dir: Path, name: str = "nearest-x2", scale: int = 2) -> Path:
+    """An exact, fast stand-in upscaler: nearest-neighbour Resize, same contract as the shipped models."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, float(scale), float(scale)])
+    node = helper.make_node("Resize", ["image", "", "scales"], ["output"], mode="nearest")
+    graph = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])],
+        initializer=[scales],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = models_dir / f"{name}.onnx"
+    onnx.save(model, str(path))
+    card = {
+        "name": name, "task": "super-resolution", "scale": scale, "metrics": {"note": "test model"},
+        "onnx": {"file": path.name, "opset": 17, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+    }
+    (models_dir / f"{name}.json").write_text(json.dumps(card))
+    return path
+
+
+def png_bytes(im: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo(w: int = 64, h: int = 48, seed: int = 0) -> np.ndarray:
+    """A smooth random colour image (uint8 HxWx3): gradients plus blobs, like a photo at low detail."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    chans = []
+    for _ in range(3):
+        a, b, c = rng.uniform(-1, 1, 3)
+        chans.append(0.5 + 0.3 * np.sin(6 * a * xx + 5 * b * yy + c) + 0.15 * np.cos(9 * b * xx * yy))
+    return (np.clip(np.stack(chans, -1), 0, 1) * 255).astype(np.uint8)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m app`` in a subprocess on a free loopback port, with env overrides."""
+
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "GAN_HOST": "127.0.0.1", "GAN_PORT": str(self.port), "GAN_LOG_LEVEL": "warning", **(env or {})}
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gan-server-{self.port}.log", "w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()

@@ -1,0 +1,164 @@
+"""decode/encode over the image kinds users send, and every way an upload can be bad."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import imaging
+from app.errors import ApiError
+from tests.helpers import encoded, photo, png_bytes
+
+LIMIT = 10_000_000
+
+
+def decode(data: bytes) -> imaging.Decoded:
+    return imaging.decode(data, LIMIT)
+
+
+def status_of(data: bytes, limit: int = LIMIT) -> int:
+    with pytest.raises(ApiError) as e:
+        imaging.decode(data, limit)
+    return e.value.status
+
+
+def test_rgb_png_roundtrip():
+    arr = photo(40, 30)
+    d = decode(png_bytes(Image.fromarray(arr)))
+    assert d.pixels.dtype == np.uint8 and d.pixels.shape == (30, 40, 3)
+    assert np.array_equal(d.pixels, arr) and d.alpha is None and not d.gray
+    assert d.format == "PNG" and d.default_output_format() == "png"
+
+
+def test_jpeg_defaults_to_jpeg():
+    d = decode(encoded(Image.fromarray(photo()), "JPEG", quality=90))
+    assert d.format == "JPEG" and d.default_output_format() == "jpeg"
+
+
+def test_rgba_keeps_alpha():
+    arr = np.dstack([photo(20, 10), np.linspace(0, 255, 200, dtype=np.uint8).reshape(10, 20)])
+    d = decode(png_bytes(Image.fromarray(arr, "RGBA")))
+    assert d.alpha is not None and np.array_equal(d.alpha, arr[..., 3])
+
+
+def test_opaque_alpha_is_dropped():
+    arr = np.dstack([photo(20, 10), np.full((10, 20), 255, np.uint8)])
+    assert decode(png_bytes(Image.fromarray(arr, "RGBA"))).alpha is None
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "1"])
+def test_grayscale_modes(mode):
+    im = Image.fromarray(photo(16, 12)).convert(mode)
+    d = decode(png_bytes(im))
+    assert d.gray and d.pixels.shape == (12, 16, 3)
+    assert np.array_equal(d.pixels[..., 0], d.pixels[..., 2])
+    assert (d.alpha is not None) == (mode == "LA" and np.asarray(im.getchannel("A")).min() < 255)
+
+
+def test_palette_with_transparency_becomes_rgba():
+    im = Image.fromarray(photo(16, 16)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    im.info["transparency"] = 0
+    d = decode(png_bytes(im, transparency=0))
+    assert d.alpha is not None and d.alpha.min() == 0 and not d.gray
+
+
+def test_16bit_grayscale_stays_16bit():
+    g = (np.linspace(0, 65535, 64 * 32).reshape(32, 64)).astype(np.uint16)
+    d = decode(png_bytes(Image.fromarray(g)))
+    assert d.pixels.dtype == np.uint16 and d.maxval == 65535 and d.gray
+    assert np.array_equal(d.pixels[..., 1], g)
+    out, media = imaging.encode(d.pixels, None, True, "png", 90)
+    back = Image.open(io.BytesIO(out))
+    assert media == "image/png" and back.mode.startswith("I") and np.array_equal(np.asarray(back), g)
+
+
+def test_cmyk_jpeg_decodes_to_rgb():
+    cmyk = Image.fromarray(photo(24, 24)).convert("CMYK")
+    d = decode(encoded(cmyk, "JPEG", quality=95))
+    ref = np.asarray(Image.fromarray(photo(24, 24)).convert("CMYK").convert("RGB"), dtype=float)
+    assert d.pixels.shape == (24, 24, 3)
+    assert np.abs(d.pixels.astype(float) - ref).mean() < 8
+
+
+def test_exif_orientation_is_applied():
+    im = Image.fromarray(photo(40, 20))  # landscape pixels ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... that the camera says must be rotated 90 degrees: portrait
+    d = decode(encoded(im, "JPEG", exif=exif.tobytes()))
+    assert d.size == (20, 40)
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue", "green")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    d = decode(buf.getvalue())
+    assert d.frames == 3 and d.pixels[0, 0, 0] > 200 and d.pixels[0, 0, 2] < 50
+
+
+@pytest.mark.parametrize("w,h", [(1, 1), (1, 1000), (1000, 1)])
+def test_extreme_shapes_decode(w, h):
+    assert decode(png_bytes(Image.new("RGB", (w, h), "white"))).size == (w, h)
+
+
+def test_empty_body_is_400():
+    assert status_of(b"") == 400
+
+
+@pytest.mark.parametrize("data", [b"hello, I am text", b"\x00" * 100, b"GIF87"])
+def test_not_an_image_is_415(data):
+    assert status_of(data) == 415
+
+
+def test_unsupported_format_is_415():
+    assert status_of(encoded(Image.new("RGB", (8, 8)), "ICO")) == 415
+
+
+def test_truncated_png_is_400():
+    data = png_bytes(Image.fromarray(photo(64, 64)))
+    assert status_of(data[: len(data) // 2]) == 400
+
+
+def test_truncated_jpeg_is_400():
+    data = encoded(Image.fromarray(photo(64, 64)), "JPEG")
+    assert status_of(data[: len(data) // 3]) == 400
+
+
+def _png_declaring(w: int, h: int) -> bytes:
+    """A PNG whose header declares w x h but that carries almost no data (a decompression-bomb shape)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+def test_huge_declared_size_is_413_before_decoding():
+    with pytest.raises(ApiError) as e:
+        imaging.decode(_png_declaring(100_000, 100_000), LIMIT)
+    assert e.value.status == 413 and str(LIMIT) in e.value.message
+
+
+def test_pixel_limit_is_exact():
+    data = png_bytes(Image.new("RGB", (100, 100)))
+    assert imaging.decode(data, 10_000).size == (100, 100)
+    assert status_of(data, 9_999) == 413
+
+
+@pytest.mark.parametrize("fmt,media", [("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")])
+def test_encode_formats(fmt, media):
+    arr = photo(32, 16)
+    data, mt = imaging.encode(arr, None, False, fmt, 90)
+    back = Image.open(io.BytesIO(data))
+    assert mt == media and back.size == (32, 16) and back.format == fmt.upper()
+
+
+def test_encode_gray_and_alpha():
+    arr, alpha = photo(8, 8), np.full((8, 8), 128, np.uint8)
+    assert Image.open(io.BytesIO(imaging.encode(arr, alpha, True, "png", 90)[0])).mode == "LA"
+    assert Image.open(io.BytesIO(imaging.encode(arr, alpha, False, "webp", 90)[0])).mode == "RGBA"
+    flat = Image.open(io.BytesIO(imaging.encode(arr, np.zeros((8, 8), np.uint8), False, "jpeg", 95)[0]))
+    assert flat.mode == "RGB" and np.asarray(flat).min() > 240  # fully transparent -> white background

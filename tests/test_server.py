@@ -1,0 +1,131 @@
+"""The real server (python -m app in a subprocess) over HTTP, on exact nearest-neighbour test models.
+
+With a nearest-neighbour model the whole path (upload -> decode -> tiles -> batcher -> session ->
+stitch -> encode) must return exactly the nearest-neighbour upscale of the input.
+"""
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import encoded, photo, png_bytes
+
+
+@pytest.fixture(scope="module")
+def client(test_server):
+    with httpx.Client(base_url=test_server.url, timeout=60) as c:
+        yield c
+
+
+def error_of(r: httpx.Response) -> dict:
+    body = r.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    return body["error"]
+
+
+def test_health_ready_models(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["models"]["nearest-x2"] == "CPUExecutionProvider"
+    names = {m["name"] for m in client.get("/v1/models").json()["models"]}
+    assert names == {"nearest-x2", "nearest-x4"}
+    assert client.get("/v1/models/nearest-x4").json()["scale"] == 4
+    assert error_of(client.get("/v1/models/nope"))["code"] == "not_found"
+
+
+@pytest.mark.parametrize("w,h", [(70, 50), (1, 1), (33, 200)])
+def test_multipart_png_is_exact(client, w, h):
+    arr = photo(w, h)
+    r = client.post("/upscale", params={"scale": 2}, files={"image": ("a.png", png_bytes(Image.fromarray(arr)), "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png" and r.headers["x-model"] == "nearest-x2"
+    assert r.headers["x-scale"] == "2" and r.headers["x-output-size"] == f"{2 * w}x{2 * h}"
+    assert float(r.headers["x-processing-time-ms"]) > 0
+    out = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert np.array_equal(out, arr.repeat(2, 0).repeat(2, 1))
+
+
+def test_raw_body_and_form_options(client):
+    arr = photo(40, 30)
+    r = client.post("/upscale?model=nearest-x4", content=png_bytes(Image.fromarray(arr)), headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (160, 120)
+    r = client.post("/upscale", files={"image": ("a", png_bytes(Image.fromarray(arr)))}, data={"scale": "4", "format": "webp"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/webp" and r.headers["x-scale"] == "4"
+
+
+def test_jpeg_in_jpeg_out_with_quality(client):
+    data = encoded(Image.fromarray(photo(64, 64)), "JPEG", quality=95)
+    small = client.post("/upscale?scale=2&quality=20", content=data)
+    big = client.post("/upscale?scale=2&quality=95", content=data)
+    assert small.headers["content-type"] == big.headers["content-type"] == "image/jpeg"
+    assert len(small.content) < len(big.content)
+
+
+@pytest.mark.parametrize(
+    "make,mode",
+    [
+        (lambda a: Image.fromarray(a).convert("L"), "L"),
+        (lambda a: Image.fromarray(a).convert("LA"), "L"),  # opaque alpha is dropped
+        (lambda a: Image.fromarray(np.dstack([a, np.full(a.shape[:2], 77, np.uint8)]), "RGBA"), "RGBA"),
+        (lambda a: Image.fromarray((a[..., 0].astype(np.uint16) * 257)), "I;16"),
+        (lambda a: Image.fromarray(a).convert("P"), "RGB"),
+    ],
+)
+def test_modes_roundtrip_through_the_server(client, make, mode):
+    r = client.post("/upscale?scale=2", content=png_bytes(make(photo(20, 10))))
+    assert r.status_code == 200, r.text
+    out = Image.open(io.BytesIO(r.content))
+    assert out.size == (40, 20) and out.mode == mode
+
+
+def test_cmyk_jpeg(client):
+    r = client.post("/upscale?scale=2", content=encoded(Image.fromarray(photo(16, 16)).convert("CMYK"), "JPEG"))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,code",
+    [
+        ({"content": b"just some text"}, 415, "unsupported_media_type"),
+        ({"content": b""}, 400, "bad_request"),
+        ({"content": png_bytes(Image.new("RGB", (64, 64)))[:60]}, 400, "bad_request"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"scale": 3}}, 422, "invalid_parameters"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"format": "gif"}}, 422, "invalid_parameters"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"quality": 0}}, 422, "invalid_parameters"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"scale": "big"}}, 422, "invalid_parameters"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"model": "nope"}}, 404, "not_found"),
+        ({"content": png_bytes(Image.new("RGB", (8, 8))), "params": {"model": "nearest-x2", "scale": 4}}, 422, "invalid_parameters"),
+        ({"content": b"\x00" * 2_000_001}, 413, "too_large"),
+        ({"content": png_bytes(Image.new("RGB", (1001, 1000)))}, 413, "too_large"),  # > 1M input pixels
+        ({"content": png_bytes(Image.new("RGB", (1000, 1000))), "params": {"scale": 4}}, 413, "too_large"),  # 16M out > 8M
+        ({"content": b"--xx\r\ngarbage", "headers": {"content-type": "multipart/form-data; boundary=xx"}}, 400, "bad_request"),
+    ],
+)
+def test_bad_requests_get_json_4xx(client, kwargs, status, code):
+    r = client.post("/upscale", **kwargs)
+    assert r.status_code == status, r.text
+    assert error_of(r)["code"] == code
+    assert client.get("/healthz").status_code == 200
+
+
+def test_multipart_without_image_field(client):
+    r = client.post("/upscale", files={"photo": ("a.png", png_bytes(Image.new("RGB", (4, 4))))})
+    assert r.status_code == 400 and "image" in error_of(r)["message"]
+
+
+def test_wrong_method_and_path_are_json(client):
+    assert error_of(client.get("/upscale"))["code"] == "method_not_allowed"
+    assert client.get("/nowhere").status_code == 404
+
+
+def test_metrics_count_requests_and_batches(client):
+    client.post("/upscale?scale=2", content=png_bytes(Image.fromarray(photo(100, 100))))
+    text = client.get("/metrics").text
+    assert 'gan_requests_total{method="POST",route="/upscale",status="200"}' in text
+    assert 'gan_batch_size_count{model="nearest-x2"}' in text
+    assert 'gan_tiles_per_request_bucket{le="16.0",model="nearest-x2"}' in text
+    assert 'gan_model_info{model="nearest-x2",provider="CPUExecutionProvider"} 1.0' in text

@@ -1,0 +1,109 @@
+"""Training side: a tiny run reduces the loss, resume is exact, export holds the ONNX + card contract."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from training import nets  # noqa: E402
+from training.export import check_parity, export_run  # noqa: E402
+from training.train_sr import TrainConfig, train  # noqa: E402
+from tests.helpers import photo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    for i in range(6):
+        sub = d / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(photo(96, 80, seed=i)).save(sub / f"{i}.{'png' if i % 3 else 'jpg'}")
+    return d
+
+
+def tiny(image_dir, run_dir, steps, **kw) -> TrainConfig:
+    base = dict(
+        data=[str(image_dir)], run_dir=str(run_dir), scale=2, net={"channels": 8, "blocks": 1, "up_channels": 8},
+        hr_patch=32, batch=4, steps=steps, lr=2e-3, warmup=2, val_images=1, val_crop=64, val_every=10,
+        ckpt_every=10, log_every=5, threads=1, seed=3,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def losses(run_dir) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+
+
+def test_tiny_training_reduces_loss(image_dir, tmp_path):
+    train(tiny(image_dir, tmp_path, 60), progress=False)
+    ls = losses(tmp_path)
+    assert len(ls) == 12 and np.mean(ls[-3:]) < 0.8 * np.mean(ls[:2])
+    stats = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert "val_psnr_ema" in stats[-1] and (tmp_path / "train.log").exists()
+
+
+def test_resume_matches_uninterrupted_run(image_dir, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny(image_dir, straight, 20), progress=False)
+    train(tiny(image_dir, split, 20), progress=False, stop_at=13)  # interrupted between checkpoints
+    train(tiny(image_dir, split, 20), resume=True, progress=False)
+    a = torch.load(straight / "ckpt.pt", weights_only=False)
+    b = torch.load(split / "ckpt.pt", weights_only=False)
+    assert a["step"] == b["step"] == 20
+    logged = [json.loads(x)["step"] for x in (split / "stats.jsonl").read_text().splitlines()]
+    assert logged == [5, 10, 15, 20]  # steps 11-13 were redone from the step-10 checkpoint, none logged twice
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+
+
+def test_flops_and_params_are_counted():
+    net = nets.build("srresnet", {"scale": 4, "channels": 16, "blocks": 2, "up_channels": 8})
+    assert nets.count_params(net) == sum(p.numel() for p in net.parameters())
+    # head 3->16, 4 body convs 16->16, body tail, up 16->32 at 1x, up 8->32 at 2x (4 px), tail 8->3 at 4x (16 px)
+    expected = 2 * 9 * (3 * 16 + 5 * 16 * 16 + 16 * 32 + 4 * 8 * 32 + 16 * 8 * 3)
+    assert nets.flops_per_input_pixel(net) == expected
+
+
+def test_export_contract(image_dir, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    run = tmp_path / "run"
+    train(tiny(image_dir, run, 10), progress=False)
+    bench = tmp_path / "bench" / "Tiny"
+    bench.mkdir(parents=True)
+    Image.fromarray(photo(50, 42, seed=9)).save(bench / "x.png")
+    card = export_run(run, tmp_path / "models", "tiny-x2", bench=[str(bench)])
+    path = tmp_path / "models" / "tiny-x2.onnx"
+    saved = json.loads((tmp_path / "models" / "tiny-x2.json").read_text())
+    assert saved == card and card["scale"] == 2 and card["task"] == "super-resolution"
+    assert card["parity_max_abs_diff"] <= 1e-4 and card["metrics"]["Tiny"]["images"] == 1
+    for key in ("params", "flops_per_input_pixel", "inputs", "outputs", "training", "onnx"):
+        assert key in card
+    import hashlib
+
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == card["onnx"]["sha256"]
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["scale"] == "2" and json.loads(meta["card"])["name"] == "tiny-x2"
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    out = sess.run(None, {"image": np.random.rand(3, 3, 11, 7).astype(np.float32) * 3 - 1})[0]
+    assert out.shape == (3, 3, 22, 14) and out.min() >= 0 and out.max() <= 1  # dynamic dims, clamped
+
+
+def test_parity_check_fails_on_mismatch(image_dir, tmp_path):
+    from training.export import export_onnx
+
+    net = nets.build("srresnet", {"scale": 2, "channels": 8, "blocks": 1, "up_channels": 8}).eval()
+    export_onnx(net, tmp_path / "a.onnx")
+    assert check_parity(net, tmp_path / "a.onnx") <= 1e-4
+    with torch.no_grad():
+        net.tail.bias += 0.01  # the file no longer matches the module
+    with pytest.raises(RuntimeError, match="parity"):
+        check_parity(net, tmp_path / "a.onnx")

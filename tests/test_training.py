@@ -107,3 +107,30 @@ def test_parity_check_fails_on_mismatch(image_dir, tmp_path):
         net.tail.bias += 0.01  # the file no longer matches the module
     with pytest.raises(RuntimeError, match="parity"):
         check_parity(net, tmp_path / "a.onnx")
+
+
+def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
+    from training.cli import main
+
+    run = tmp_path / "cli-run"
+    common = ["--data", str(image_dir), "--run", str(run), "--scale", "2", "--channels", "8", "--blocks", "1",
+              "--up-channels", "8", "--patch", "32", "--batch", "2", "--val-every", "4", "--ckpt-every", "4",
+              "--log-every", "2", "--threads", "1", "--no-progress"]
+    main(["train-sr", *common, "--steps", "4"])
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["command"].startswith("python -m training train-sr") and saved["net"]["channels"] == 8
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    cfg["steps"] = 6
+    (run / "config.json").write_text(json.dumps({**saved, "train": cfg}))
+    main(["resume", str(run), "--no-progress"])
+    assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 6
+    bench = tmp_path / "b" / "One"
+    bench.mkdir(parents=True)
+    Image.fromarray(photo(40, 40, seed=5)).save(bench / "a.png")
+    main(["export", str(run), "--name", "cli-x2", "--out", str(tmp_path / "m"), "--bench", str(bench)])
+    capsys.readouterr()
+    main(["evaluate", str(tmp_path / "m" / "cli-x2.onnx"), "--bench", str(bench)])
+    table = capsys.readouterr().out
+    assert "| One | 1 |" in table
+    card = json.loads((tmp_path / "m" / "cli-x2.json").read_text())
+    assert f"{card['metrics']['One']['psnr_y']:.2f}" in table  # evaluate reproduces the card

@@ -22,8 +22,8 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
     cfg = TrainConfig(
         data=args.data, run_dir=args.run, scale=args.scale, net=_net_overrides(args), hr_patch=args.patch,
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
-        val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
-        command="python -m training " + shlex.join(sys.argv[1:]),
+        val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
+        command="python -m training " + shlex.join(args.argv),
     )
     train(cfg, resume=args.resume, progress=not args.no_progress)
 
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--loss", choices=("l1", "mse"), default="l1")
     t.add_argument("--ema", type=float, default=0.999)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-images", type=int, default=8, help="images held out of --data for validation")
     t.add_argument("--val-every", type=int, default=1000)
     t.add_argument("--ckpt-every", type=int, default=250)
     t.add_argument("--log-every", type=int, default=50)
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--notes", default="")
     x.set_defaults(func=cmd_export)
 
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    args.argv = argv
     args.func(args)
 
 

@@ -64,7 +64,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def split_holdout(paths: list[Path], n: int, seed: int) -> tuple[list[Path], list[Path]]:
-    """Deterministically hold `n` images out of training for validation."""
+    """Deterministically hold `n` images (at most a fifth of them) out of training for validation."""
+    n = min(n, len(paths) // 5)
     order = np.random.default_rng(seed).permutation(len(paths))
     val = {int(i) for i in order[:n]}
     return [p for i, p in enumerate(paths) if i not in val], [p for i, p in enumerate(paths) if i in val]
@@ -74,6 +75,8 @@ def split_holdout(paths: list[Path], n: int, seed: int) -> tuple[list[Path], lis
 def validate(net: torch.nn.Module, val_hr: list[np.ndarray], scale: int, device: torch.device) -> float:
     """Mean Y-PSNR (border = scale) of `net` on the held-out crops."""
     net.eval()
+    if not val_hr:
+        return float("nan")
     scores = []
     for hr in val_hr:
         lr = data.downscale(hr, scale)
@@ -125,6 +128,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     if sampler.skipped:
         log.info("skipped %d images smaller than the %dpx patch", sampler.skipped, cfg.hr_patch)
     val_hr = [center_crop(im, cfg.val_crop, cfg.scale) for im in data.load_images(val_paths, progress=False)]
+    if not val_hr:
+        log.warning("too few images to hold any out: no validation PSNR for this run")
 
     net = nets.build(cfg.arch, {"scale": cfg.scale, **cfg.net}).to(device)
     ema = copy.deepcopy(net).eval().requires_grad_(False)

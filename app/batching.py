@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,9 +44,10 @@ class Batcher:
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.in_flight = 0  # admitted requests not yet finished
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._pending: _Item | None = None  # an item taken from the queue that did not fit the last batch
+        self._items: deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        metrics.QUEUE_DEPTH.labels(name).set_function(lambda: self.depth)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -56,6 +58,9 @@ class Batcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for it in self._items:
+            it.future.cancel()
+        self._items.clear()
 
     # -- requests ------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -71,59 +76,58 @@ class Batcher:
 
     def submit(self, tiles: list[np.ndarray]) -> list[asyncio.Future]:
         loop = asyncio.get_running_loop()
-        futures = []
-        for t in tiles:
-            fut = loop.create_future()
-            self._queue.put_nowait(_Item(t, fut))
-            futures.append(fut)
-        metrics.QUEUE_DEPTH.labels(self.name).set(self.depth)
+        futures = [loop.create_future() for _ in tiles]
+        self._items.extend(_Item(t, f) for t, f in zip(tiles, futures))
+        self._wakeup.set()
         return futures
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() + (self._pending is not None)
+        """Tiles waiting to be computed (cancelled ones do not count: they will never run)."""
+        return sum(not it.future.done() for it in self._items)
 
     # -- worker --------------------------------------------------------------------------------------------
-    async def _next(self, timeout: float | None) -> _Item | None:
-        if self._pending is not None:
-            item, self._pending = self._pending, None
-            return item
-        if timeout is None:
-            return await self._queue.get()
+    def _purge(self) -> None:
+        while self._items and self._items[0].future.done():
+            self._items.popleft()
+
+    async def _wait(self, timeout: float | None) -> bool:
+        self._wakeup.clear()
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            return True
         except asyncio.TimeoutError:
-            return None
+            return False
 
     async def _collect(self) -> list[_Item]:
-        batch: list[_Item] = []
-        while not batch:
-            first = await self._next(None)
-            if not first.future.done():
-                batch.append(first)
-        deadline = batch[0].enqueued + self.max_wait
-        shape = batch[0].tile.shape
-        while len(batch) < self.max_batch:
-            # Take what is already waiting without sleeping; only wait while the oldest tile is young.
-            if not self._queue.empty():
-                item = self._queue.get_nowait()
-            else:
-                remaining = deadline - time.monotonic()
-                item = await self._next(remaining) if remaining > 0 else None
-            if item is None:
-                break
-            if item.future.done():
+        """The next batch: up to max_batch live tiles shaped like the oldest, once full or max_wait passed."""
+        while True:
+            self._purge()
+            if not self._items:
+                await self._wait(None)
                 continue
-            if item.tile.shape != shape:
-                self._pending = item
+            oldest = self._items[0]
+            live = sum(1 for it in self._items if not it.future.done() and it.tile.shape == oldest.tile.shape)
+            remaining = oldest.enqueued + self.max_wait - time.monotonic()
+            if live >= self.max_batch or remaining <= 0 or not await self._wait(remaining):
                 break
-            batch.append(item)
+        batch: list[_Item] = []
+        rest: deque[_Item] = deque()
+        for it in self._items:
+            if it.future.done():
+                continue
+            if len(batch) < self.max_batch and it.tile.shape == oldest.tile.shape:
+                batch.append(it)
+            else:
+                rest.append(it)
+        self._items = rest
         return batch
 
     async def _worker(self) -> None:
         while True:
             batch = await self._collect()
-            metrics.QUEUE_DEPTH.labels(self.name).set(self.depth)
+            if not batch:
+                continue
             x = np.stack([it.tile for it in batch])
             t0 = time.perf_counter()
             try:

@@ -108,3 +108,41 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+def write_slow_model(models_dir: Path, name: str = "slow-x2", depth: int = 8, width: int = 48) -> Path:
+    """A compute-heavy x2 model (conv stack + DepthToSpace, random weights) for timing-sensitive tests."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    inits, nodes, prev, cin = [], [], "image", 3
+    for i in range(depth + 1):
+        cout = 12 if i == depth else width
+        w = (rng.standard_normal((cout, cin, 3, 3)) * 0.05).astype(np.float32)
+        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, w.shape, w.ravel()))
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        prev, cin = f"c{i}", cout
+    nodes.append(helper.make_node("DepthToSpace", [prev], ["d"], blocksize=2, mode="CRD"))
+    nodes.append(helper.make_node("Sigmoid", ["d"], ["output"]))
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = models_dir / f"{name}.onnx"
+    onnx.save(model, str(path))
+    card = {"name": name, "task": "super-resolution", "scale": 2, "metrics": {"note": "test model"},
+            "onnx": {"file": path.name, "opset": 17, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
+    (models_dir / f"{name}.json").write_text(json.dumps(card))
+    return path
+
+
+def metric_value(text: str, name: str) -> float:
+    """Sum of a Prometheus sample's values over all its label sets in an exposition text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

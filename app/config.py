@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,6 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
     log_level: str = "info"
     models_dir: Path = Path(__file__).resolve().parent.parent / "models"
     # ONNX Runtime execution providers in order of preference; ones not available on this machine are skipped.
@@ -40,6 +39,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(120.0, gt=0)
     retry_after_s: int = Field(1, ge=0)
     warmup: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.tile_overlap * 2 >= self.tile_size:
+            raise ValueError(f"GAN_TILE_OVERLAP ({self.tile_overlap}) must be less than half of GAN_TILE_SIZE ({self.tile_size})")
+        return self
 
 
 @lru_cache

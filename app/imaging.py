@@ -18,6 +18,7 @@ from app import errors
 # Formats we accept, by what Pillow sniffs from the bytes. MPO is the multi-picture JPEG many phones write.
 INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"}
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+MAX_SIDE = {"jpeg": 65_500, "webp": 16_383}  # what the encoders can write; PNG has no practical limit
 DEFAULT_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # everything else -> png
 
 # We check the pixel count ourselves, before decoding; keep Pillow's own bomb check from firing first
@@ -42,8 +43,18 @@ class Decoded:
         """(width, height)"""
         return self.pixels.shape[1], self.pixels.shape[0]
 
-    def default_output_format(self) -> str:
-        return DEFAULT_OUTPUT.get(self.format, "png")
+    def output_format(self, asked: str | None, out_size: tuple[int, int]) -> str:
+        """The format to answer in: the one asked for (413 if it cannot hold the output), else the input's
+        family, falling back to PNG when that family cannot hold the output."""
+        fits = max(out_size) <= MAX_SIDE.get(asked or "", 1 << 31)
+        if asked:
+            if not fits:
+                raise errors.too_large(
+                    f"{asked} cannot hold a {out_size[0]}x{out_size[1]} image (at most {MAX_SIDE[asked]} px a side); ask for png"
+                )
+            return asked
+        default = DEFAULT_OUTPUT.get(self.format, "png")
+        return default if max(out_size) <= MAX_SIDE.get(default, 1 << 31) else "png"
 
 
 def decode(data: bytes, max_pixels: int) -> Decoded:
@@ -66,13 +77,17 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         raise errors.too_large(
             f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels} pixels (GAN_MAX_INPUT_PIXELS)"
         )
-    frames, fmt = getattr(im, "n_frames", 1), im.format
+    fmt = im.format
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            frames = getattr(im, "n_frames", 1)  # counting frames parses the whole file: it can fail too
+            im.seek(0)
             im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise errors.bad_request(f"could not decode the image (truncated or corrupt): {e}") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # Pillow's decoders raise many types (OSError, SyntaxError, TypeError, struct.error...)
+        raise errors.bad_request(f"could not decode the image (truncated or corrupt): {type(e).__name__}: {e}") from None
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block must not make the image unusable; serve it unrotated

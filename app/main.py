@@ -15,6 +15,7 @@ from app.routes import health, models, upscale
 from app.routes import metrics as metrics_route
 
 log = logging.getLogger("app")
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class MetricsMiddleware:
@@ -39,7 +40,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded label values
+            metrics.REQUESTS.labels(route, method, str(status)).inc()
             metrics.LATENCY.labels(route).observe(time.perf_counter() - t0)
 
 

@@ -77,7 +77,8 @@ class Registry:
         if self.settings.warmup:
             for m in self.models.values():
                 if m.task == "super-resolution":
-                    m.session.warmup(min(2, self.settings.max_batch), self.settings.tile_size)
+                    for batch in sorted({1, self.settings.max_batch}):  # the shapes seen alone and under load
+                        m.session.warmup(batch, self.settings.tile_size)
 
     def start(self) -> None:
         for m in self.models.values():
@@ -109,6 +110,8 @@ class Registry:
         for m in self.models.values():
             if m.task == "super-resolution" and m.scale == scale:
                 return m
+        if not self.models:
+            raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
         raise errors.unprocessable(f"no loaded model upscales x{scale}")
 
     def cards(self) -> list[dict]:

@@ -24,6 +24,19 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+async def discard_body(request: Request, max_bytes: int) -> None:
+    """Read and drop an unread body (up to max_bytes), so a client that sends the whole body before
+    reading the answer (most HTTP clients without Expect: 100-continue) gets an early error response."""
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                return
+    except Exception:  # already consumed, or the client went away: nothing left to drop
+        return
+
+
 async def read_image(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
     """(image bytes, form fields). Multipart: the file in field ``image``; anything else: the body itself."""
     body = await read_body(request, max_bytes)

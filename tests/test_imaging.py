@@ -31,12 +31,22 @@ def test_rgb_png_roundtrip():
     d = decode(png_bytes(Image.fromarray(arr)))
     assert d.pixels.dtype == np.uint8 and d.pixels.shape == (30, 40, 3)
     assert np.array_equal(d.pixels, arr) and d.alpha is None and not d.gray
-    assert d.format == "PNG" and d.default_output_format() == "png"
+    assert d.format == "PNG" and d.output_format(None, (80, 60)) == "png"
 
 
 def test_jpeg_defaults_to_jpeg():
     d = decode(encoded(Image.fromarray(photo()), "JPEG", quality=90))
-    assert d.format == "JPEG" and d.default_output_format() == "jpeg"
+    assert d.format == "JPEG" and d.output_format(None, (128, 96)) == "jpeg"
+
+
+def test_output_format_respects_encoder_limits():
+    d = decode(encoded(Image.fromarray(photo()), "WEBP"))
+    assert d.output_format(None, (16383, 10)) == "webp"
+    assert d.output_format(None, (16400, 10)) == "png"  # the default falls back where WebP cannot go
+    assert d.output_format("jpeg", (16400, 10)) == "jpeg"
+    with pytest.raises(ApiError) as e:
+        d.output_format("webp", (16400, 10))  # asked for explicitly: say so, before any compute
+    assert e.value.status == 413
 
 
 def test_rgba_keeps_alpha():
@@ -134,6 +144,23 @@ def _png_declaring(w: int, h: int) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+def _multiframe(fmt: str) -> bytes:
+    frames = [Image.fromarray(photo(40, 30, seed=i)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "GIF"])
+def test_truncated_multiframe_files_are_4xx_at_every_length(fmt):
+    data = _multiframe(fmt)
+    for cut in range(1, len(data), max(1, len(data) // 150)):
+        try:
+            imaging.decode(data[:cut], LIMIT)
+        except ApiError as e:
+            assert 400 <= e.status < 500
 
 
 def test_huge_declared_size_is_413_before_decoding():

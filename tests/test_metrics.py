@@ -33,13 +33,15 @@ def test_ssim_identity_and_order():
 
 
 @pytest.mark.skipif(not (SHARED / "bench" / "Set5").is_dir(), reason="needs ../shared/data/bench")
-@pytest.mark.parametrize("scale,anchor", [(4, 28.42), (2, 33.66)])
-def test_bicubic_set5_reproduces_published_anchor(scale, anchor):
+@pytest.mark.parametrize("scale,anchor,ssim_anchor", [(4, 28.42, 0.8104), (2, 33.66, 0.9299)])
+def test_bicubic_set5_reproduces_published_anchor(scale, anchor, ssim_anchor):
     """LR by Pillow's antialiased bicubic, as MATLAB imresize: the published bicubic numbers come out."""
-    scores = []
+    scores, ssims = [], []
     for p in data.list_images([SHARED / "bench" / "Set5"]):
         hr = data.mod_crop(data.load_rgb(p), scale)
         lr = data.downscale(hr, scale)
         up = data.bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
         scores.append(metrics.psnr_y(up, hr, scale))
+        ssims.append(metrics.ssim_y(up, hr, scale))
     assert np.mean(scores) == pytest.approx(anchor, abs=0.05)
+    assert np.mean(ssims) == pytest.approx(ssim_anchor, abs=0.002)  # the Gaussian-window SSIM of the SR papers

@@ -190,3 +190,24 @@ def test_garbage_multipart_variants(client):
         assert 400 <= r.status_code < 500, (body, r.status_code)
         error_of(r)
     assert client.get("/healthz").status_code == 200
+
+
+def test_no_model_loaded_is_503(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/upscale", content=png_bytes(Image.new("RGB", (8, 8))))
+        assert r.status_code == 503 and "retry-after" in r.headers
+
+
+def test_bad_tile_settings_are_refused_at_startup():
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError, match="GAN_TILE_OVERLAP"):
+        Settings(tile_size=32, tile_overlap=16)

@@ -86,8 +86,11 @@ def test_disconnected_client_has_its_tiles_dropped(slow_models):
         with pytest.raises(httpx.TimeoutException):
             httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=httpx.Timeout(30, read=0.5))
         time.sleep(3)  # long enough for the whole image, had it not been dropped
-        done = metric_value(httpx.get(srv.url + "/metrics").text, "gan_batch_size_sum")
+        m = httpx.get(srv.url + "/metrics").text
+        done = metric_value(m, "gan_batch_size_sum")
         assert 0 < done < 100
+        assert 'route="/upscale",status="499"' in m and 'status="500"' not in m  # not an error of ours
+        assert "Traceback" not in srv.output()
         assert httpx.get(srv.url + "/healthz").status_code == 200
     finally:
         srv.stop()
@@ -106,6 +109,22 @@ def test_sigterm_drains_in_flight_requests(slow_models):
     with pytest.raises(httpx.HTTPError):
         httpx.get(srv.url + "/healthz", timeout=2)
     srv.stop()
+
+
+def test_full_queue_refuses_before_decoding(slow_models):
+    """Saturated: a huge upload is refused at once, without reading or decoding it."""
+    srv = start(slow_models, max_queue=1)
+    huge = png_bytes(Image.fromarray(photo(2000, 2000)))  # ~4M pixels: minutes of work were it admitted
+    try:
+        first: list = []
+        t = post_in_thread(srv.url, BIG, first)
+        wait_for_work(srv.url)
+        t0 = time.time()
+        r = httpx.post(srv.url + "/upscale?scale=2", content=huge, timeout=30)
+        assert r.status_code == 503 and time.time() - t0 < 1.0
+        t.join()
+    finally:
+        srv.stop()
 
 
 def test_draining_app_is_not_ready(nearest_models):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -25,7 +26,7 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
         command="python -m training " + shlex.join(args.argv),
     )
-    train(cfg, resume=args.resume, progress=not args.no_progress)
+    train(cfg, progress=not args.no_progress)
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -47,34 +48,36 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_run
 
-    card = export_run(args.run, args.out, args.name, bench=args.bench, tile=args.tile, notes=args.notes)
+    card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes)
     print(json.dumps(card["metrics"], indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
+    from training.train_sr import TrainConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train-sr", help="train a PSNR-oriented SRResNet upscaler")
     t.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
     t.add_argument("--run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log)")
-    t.add_argument("--scale", type=int, choices=(2, 4), default=4)
+    t.add_argument("--scale", type=int, choices=(2, 4), default=d["scale"])
     t.add_argument("--channels", type=int)
     t.add_argument("--blocks", type=int)
     t.add_argument("--up-channels", dest="up_channels", type=int)
-    t.add_argument("--patch", type=int, default=128, help="HR patch size in pixels")
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--steps", type=int, default=10000)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--loss", choices=("l1", "mse"), default="l1")
-    t.add_argument("--ema", type=float, default=0.999)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-images", type=int, default=8, help="images held out of --data for validation")
-    t.add_argument("--val-every", type=int, default=1000)
-    t.add_argument("--ckpt-every", type=int, default=250)
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    t.add_argument("--resume", action="store_true", help="continue from RUN/ckpt.pt if it exists")
+    t.add_argument("--patch", type=int, default=d["hr_patch"], help="HR patch size in pixels")
+    t.add_argument("--batch", type=int, default=d["batch"])
+    t.add_argument("--steps", type=int, default=d["steps"])
+    t.add_argument("--lr", type=float, default=d["lr"])
+    t.add_argument("--loss", choices=("l1", "mse"), default=d["loss"])
+    t.add_argument("--ema", type=float, default=d["ema"])
+    t.add_argument("--seed", type=int, default=d["seed"])
+    t.add_argument("--val-images", type=int, default=d["val_images"], help="images held out of --data for validation")
+    t.add_argument("--val-every", type=int, default=d["val_every"])
+    t.add_argument("--ckpt-every", type=int, default=d["ckpt_every"])
+    t.add_argument("--log-every", type=int, default=d["log_every"])
+    t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads (0: torch's default)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train_sr)
 
@@ -95,7 +98,6 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--name", required=True, help="model name, e.g. sr-x4")
     x.add_argument("--out", default="models")
     x.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
-    x.add_argument("--tile", type=int, default=96, help="recommended LR tile size recorded in the card")
     x.add_argument("--notes", default="")
     x.set_defaults(func=cmd_export)
 

@@ -35,6 +35,8 @@ def model_scale(sess) -> int:
 def evaluate(upscale, bench_dirs: list[str], scale: int) -> dict:
     results = {}
     for d in bench_dirs:
+        if not data.list_images([d]):
+            raise ValueError(f"no images in benchmark folder {d}")
         rows = []
         for path in data.list_images([d]):
             hr = data.mod_crop(data.load_rgb(path), scale)

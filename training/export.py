@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,7 @@ def write_metadata(path: Path, card: dict) -> None:
     onnx.save(model, str(path))
 
 
-def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], tile: int = 96, notes: str = "") -> dict:
+def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "") -> dict:
     from training.evaluate import evaluate_onnx
 
     run, out_dir = Path(run), Path(out_dir)
@@ -107,7 +106,6 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
         "flops_per_input_pixel": nets.flops_per_input_pixel(net),
         "inputs": [{"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "range": [0, 1], "color": "RGB"}],
         "outputs": [{"name": "output", "dtype": "float32", "shape": ["N", 3, f"{scale}H", f"{scale}W"], "range": [0, 1], "color": "RGB"}],
-        "tile": {"size": tile, "overlap": 16},
         "training": {
             "command": tc["command"],
             "data": tc["data"],
@@ -119,7 +117,7 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
             "ema": tc["ema"],
             "seed": tc["seed"],
             "wall_time_s": round(ck.get("elapsed", 0.0)),
-            "device": "cuda" if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
+            "device": ck.get("device", "not recorded"),
         },
         "metrics": {},
         "parity_max_abs_diff": parity,

@@ -56,6 +56,19 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _truncate_stats(path: Path, step: int) -> None:
+    """On resume, drop log rows past the checkpoint: those steps are about to be trained again."""
+    if path.exists():
+        rows = [r for r in path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -142,9 +155,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         sampler.rng.bit_generator.state = ck["sampler_rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it; CUDA RNG is not restored
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log.info("resumed from %s at step %d", ckpt_path, step)
+        _truncate_stats(run_dir / "stats.jsonl", step)
     else:
         (run_dir / "config.json").write_text(
             json.dumps({"train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
@@ -158,7 +172,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         save_checkpoint(
             ckpt_path, arch=cfg.arch, net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
             opt=opt.state_dict(), sampler_rng=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-            step=step, elapsed=elapsed, train_config=asdict(cfg),
+            step=step, elapsed=elapsed, train_config=asdict(cfg), device=describe_device(device),
         )
 
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss

@@ -15,9 +15,11 @@ async def healthz() -> dict:
 async def readyz(request: Request) -> JSONResponse:
     registry, state = request.app.state.registry, request.app.state
     models = {name: m.session.provider for name, m in registry.models.items()}
-    body = {"models": models, "failed": registry.failed}
+    dead = [name for name, m in registry.models.items() if registry.ready and not m.batcher.alive]
+    body = {"models": models, "failed": {**registry.failed, **{n: "batch worker stopped" for n in dead}}}
     if state.draining:
         return JSONResponse({"status": "draining", **body}, 503, headers={"Retry-After": "5"})
-    if not registry.ready or not models:
-        return JSONResponse({"status": "loading" if not registry.ready else "no models", **body}, 503, headers={"Retry-After": "5"})
+    if not registry.ready or not models or dead:
+        status = "loading" if not registry.ready else ("no models" if not models else "model worker stopped")
+        return JSONResponse({"status": status, **body}, 503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ready", **body})

@@ -1,4 +1,4 @@
-"""Upscale one decoded image with one model: tiles -> batcher -> stitch, a tile row at a time.
+"""Upscale one image with one model: decode -> tiles -> batcher -> stitch (a tile row at a time) -> encode.
 
 The next tile row is queued while the current one is computed, so a large image keeps the batcher fed,
 while memory stays at about two tile rows plus the output. When the request ends early (deadline,
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,3 +67,32 @@ async def upscale(
             if not f.done():
                 f.cancel()
     return stitcher.out
+
+
+@dataclass
+class Result:
+    body: bytes
+    media_type: str
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+    frames: int
+
+
+async def run(
+    model: Model, data: bytes, fmt: str | None, quality: int, settings: Settings,
+    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+) -> Result:
+    """Bytes in, encoded upscaled image out, with every limit checked before the model runs."""
+    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels)
+    w, h = image.size
+    out_size = (w * model.scale, h * model.scale)
+    if out_size[0] * out_size[1] > settings.max_output_pixels:
+        raise errors.too_large(
+            f"output would be {out_size[0]}x{out_size[1]} = {out_size[0] * out_size[1]} pixels; the limit is "
+            f"{settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
+        )
+    fmt = image.output_format(fmt, out_size)
+    pixels = await upscale(model, image, settings.tile_size, settings.tile_overlap, is_disconnected)
+    alpha = None if image.alpha is None else await asyncio.to_thread(imaging.resize_alpha, image.alpha, out_size)
+    body, media_type = await asyncio.to_thread(imaging.encode, pixels, alpha, image.gray, fmt, quality)
+    return Result(body, media_type, (w, h), out_size, image.frames)

@@ -6,7 +6,6 @@ import time
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from starlette.concurrency import run_in_threadpool
 
 from app import errors, imaging, upload, upscaler
 
@@ -66,40 +65,27 @@ async def upscale(
     t0 = time.perf_counter()
     settings, registry = request.app.state.settings, request.app.state.registry
     query = {"scale": scale, "model": model, "format": format, "quality": quality}
-    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-    if multipart:  # options may be form fields: read the (size-limited) body first
-        data, form = await upload.read_image(request, settings.max_body_bytes)
-    opts = parse_options(query, form if multipart else {})
-    m = registry.upscaler(opts.model, opts.scale)
     try:
-        async with upscaler.admitted(m, settings):  # 503 before any decoding when the model is saturated
-            if not multipart:
+        data, form = None, {}
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            data, form = await upload.read_image(request, settings.max_body_bytes)  # options may be form fields
+        opts = parse_options(query, form)
+        m = registry.upscaler(opts.model, opts.scale)
+        async with upscaler.admitted(m, settings):  # 503 before reading or decoding when the model is saturated
+            if data is None:
                 data = await upload.read_body(request, settings.max_body_bytes)
-            image = await run_in_threadpool(imaging.decode, data, settings.max_input_pixels)
-            del data
-            w, h = image.size
-            out_size = (w * m.scale, h * m.scale)
-            if out_size[0] * out_size[1] > settings.max_output_pixels:
-                raise errors.too_large(
-                    f"output would be {out_size[0]}x{out_size[1]} = {out_size[0] * out_size[1]} pixels; the limit is "
-                    f"{settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
-                )
-            fmt = image.output_format(opts.format, out_size)
-            pixels = await upscaler.upscale(m, image, settings.tile_size, settings.tile_overlap, request.is_disconnected)
-            alpha = None if image.alpha is None else await run_in_threadpool(imaging.resize_alpha, image.alpha, out_size)
-            body, media_type = await run_in_threadpool(imaging.encode, pixels, alpha, image.gray, fmt, opts.quality)
+            result = await upscaler.run(m, data, opts.format, opts.quality, settings, request.is_disconnected)
     except errors.ApiError:
-        if not multipart and "data" not in locals():  # refused before the body was read
-            await upload.discard_body(request, settings.max_body_bytes)
+        await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
         raise
     except upscaler.ClientGone:
         log.info("client went away during /upscale; its remaining tiles were dropped")
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
     headers = {
-        "X-Model": m.name, "X-Scale": str(m.scale), "X-Input-Size": f"{w}x{h}",
-        "X-Output-Size": f"{out_size[0]}x{out_size[1]}",
+        "X-Model": m.name, "X-Scale": str(m.scale), "X-Input-Size": "{}x{}".format(*result.in_size),
+        "X-Output-Size": "{}x{}".format(*result.out_size),
         "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
     }
-    if image.frames > 1:
-        headers["X-Frames-Used"] = f"1 of {image.frames}"
-    return Response(body, media_type=media_type, headers=headers)
+    if result.frames > 1:
+        headers["X-Frames-Used"] = f"1 of {result.frames}"
+    return Response(result.body, media_type=result.media_type, headers=headers)

@@ -6,11 +6,14 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ARG ORT_PACKAGE="onnxruntime-gpu[cuda,cudnn]"
+# Behind a TLS-intercepting proxy: mount its CA bundle for the build and name it here (never copied into the image).
+ARG PIP_CA_BUNDLE=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN python3 -m venv /opt/venv \
+RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
+    && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install . \
     && if [ "${ORT_PACKAGE}" != "onnxruntime" ]; then \
          /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "${ORT_PACKAGE}"; \

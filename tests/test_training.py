@@ -135,3 +135,6 @@ def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
     assert "| One | 1 |" in table
     card = json.loads((tmp_path / "m" / "cli-x2.json").read_text())
     assert f"{card['metrics']['One']['psnr_y']:.2f}" in table  # evaluate reproduces the card
+    main(["models-table", str(tmp_path / "m")])
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row.startswith("| `cli-x2` | x2 |") and f"{card['metrics']['One']['psnr_y']:.2f}" in row and "6 steps" in row

@@ -45,6 +45,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(format_table(results))
 
 
+def cmd_models_table(args: argparse.Namespace) -> None:
+    from training.evaluate import models_table
+
+    print(models_table(sorted(Path(args.models).glob("*.json"))))
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_run
 
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv
+    m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
+    m.add_argument("models", nargs="?", default="models")
+    m.set_defaults(func=cmd_models_table)
+
     args = p.parse_args(argv)
     args.argv = argv
     args.func(args)

@@ -69,6 +69,23 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def models_table(card_paths: list[Path]) -> str:
+    """Markdown table of model cards: params, FLOPs and Y-PSNR/SSIM per benchmark next to bicubic."""
+    lines = ["| model | scale | params | GFLOP per input MP | set | Y-PSNR / SSIM | bicubic | training |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in card_paths:
+        c = json.loads(Path(path).read_text())
+        t = c.get("training", {})
+        first = True
+        for bench, m in c.get("metrics", {}).items():
+            head = (f"`{c['name']}` | x{c['scale']} | {c['params'] / 1e6:.2f}M | {c['flops_per_input_pixel'] / 1e3:.0f} | "
+                    if first else " | | | | ")
+            tail = f"{t.get('steps')} steps, {t.get('wall_time_s', 0) / 60:.0f} min, {t.get('device')}" if first else ""
+            lines.append(f"| {head}{bench} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {m['bicubic_psnr_y']:.2f} / {m['bicubic_ssim_y']:.4f} | {tail} |")
+            first = False
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     import sys
 

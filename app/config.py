@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     providers: list[str] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads per session; 0 = all cores")
     verify_sha256: bool = True
+    # Float16 model variants (cards with "precision": "fp16"): auto = load them where a GPU provider runs
+    # them, and prefer them as the default for their scale; on = always load; off = never.
+    fp16: Literal["auto", "on", "off"] = "auto"
 
     # Limits on what a request may ask for.
     max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from app import errors, metrics
 from app.batching import Batcher
 from app.config import Settings
-from app.runtime import Session
+from app.runtime import GPU_PROVIDERS, Session, choose_providers
 
 log = logging.getLogger("app.registry")
 
@@ -54,10 +54,14 @@ class Registry:
         cards = sorted(Path(s.models_dir).glob("*.json"))
         if not cards:
             log.warning("no model cards found in %s", s.models_dir)
+        gpu = choose_providers(s.providers)[0] in GPU_PROVIDERS
         for card_path in cards:
             name = card_path.stem
             try:
                 card = json.loads(card_path.read_text())
+                if card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
+                    log.info("skipping %s: fp16 variant, no GPU provider (GAN_FP16=%s)", name, s.fp16)
+                    continue
                 onnx_path = card_path.with_name(card.get("onnx", {}).get("file", f"{name}.onnx"))
                 if not onnx_path.exists():
                     raise FileNotFoundError(f"{onnx_path} is missing")
@@ -105,8 +109,9 @@ class Registry:
                 raise errors.unprocessable(f"model '{name}' upscales x{model.scale}, but scale={scale} was asked")
             return model
         scale = scale or 4
-        if f"sr-x{scale}" in self.models:
-            return self.models[f"sr-x{scale}"]
+        for preferred in (f"sr-x{scale}-fp16", f"sr-x{scale}"):  # fp16 is only loaded where it pays off
+            if preferred in self.models:
+                return self.models[preferred]
         for m in self.models.values():
             if m.task == "super-resolution" and m.scale == scale:
                 return m

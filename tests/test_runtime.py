@@ -23,3 +23,38 @@ def test_session_reports_the_provider_it_runs_on(tmp_path):
     x = np.random.rand(2, 3, 5, 7).astype(np.float32)
     assert np.array_equal(s.run(x), x.repeat(2, 2).repeat(2, 3))
     s.warmup(4, 16)
+
+
+def test_io_binding_path_matches_plain_run(tmp_path):
+    """The GPU path (IO binding) is the same code on the CPU device: same results as session.run."""
+    s = Session(str(write_nearest_model(tmp_path)), ["CPUExecutionProvider"])
+    x = np.random.rand(3, 3, 9, 4).astype(np.float32)
+    assert np.array_equal(s.run_bound(x), s.run(x))
+    assert np.array_equal(s.run_bound(x[:, :, ::2]), s.run(np.ascontiguousarray(x[:, :, ::2])))  # non-contiguous input
+
+
+def test_fp16_variants_load_only_where_they_pay_off(tmp_path, monkeypatch):
+    import json
+
+    from app.config import Settings
+    from app.registry import Registry
+
+    write_nearest_model(tmp_path, "sr-x2", 2)
+    write_nearest_model(tmp_path, "sr-x2-fp16", 2)
+    card = json.loads((tmp_path / "sr-x2-fp16.json").read_text())
+    (tmp_path / "sr-x2-fp16.json").write_text(json.dumps({**card, "precision": "fp16", "variant_of": "sr-x2"}))
+
+    def loaded(**kw) -> Registry:
+        r = Registry(Settings(models_dir=tmp_path, providers=["CPUExecutionProvider"], **kw))
+        r.load()
+        return r
+
+    assert set(loaded().models) == {"sr-x2"}  # auto on a CPU: fp32 only
+    assert set(loaded(fp16="off").models) == {"sr-x2"}
+    on = loaded(fp16="on")
+    assert set(on.models) == {"sr-x2", "sr-x2-fp16"} and on.upscaler(None, 2).name == "sr-x2-fp16"
+    assert on.upscaler("sr-x2", 2).name == "sr-x2"
+    # Where the registry sees a GPU provider first, auto loads the fp16 variant and makes it the default.
+    monkeypatch.setattr("app.registry.choose_providers", lambda p: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    gpu = loaded()
+    assert set(gpu.models) == {"sr-x2", "sr-x2-fp16"} and gpu.upscaler(None, 2).name == "sr-x2-fp16"

@@ -97,6 +97,23 @@ def test_export_contract(image_dir, tmp_path):
     assert out.shape == (3, 3, 22, 14) and out.min() >= 0 and out.max() <= 1  # dynamic dims, clamped
 
 
+def test_fp16_variant_is_checked_against_fp32(image_dir, tmp_path):
+    from training.export import export_fp16
+
+    run = tmp_path / "run"
+    train(tiny(image_dir, run, 10), progress=False)
+    bench = tmp_path / "bench" / "Tiny"
+    bench.mkdir(parents=True)
+    Image.fromarray(photo(48, 40, seed=4)).save(bench / "x.png")
+    export_run(run, tmp_path / "models", "tiny-x2", bench=[str(bench)])
+    card = export_fp16(tmp_path / "models" / "tiny-x2.onnx", [str(bench)])
+    saved = json.loads((tmp_path / "models" / "tiny-x2-fp16.json").read_text())
+    assert saved == card and card["precision"] == "fp16" and card["variant_of"] == "tiny-x2"
+    assert abs(card["fp16_parity"]["Tiny"]["diff_db"]) <= 0.05
+    size16 = (tmp_path / "models" / "tiny-x2-fp16.onnx").stat().st_size
+    assert size16 < (tmp_path / "models" / "tiny-x2.onnx").stat().st_size
+
+
 def test_parity_check_fails_on_mismatch(image_dir, tmp_path):
     from training.export import export_onnx
 

@@ -45,6 +45,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(format_table(results))
 
 
+def cmd_export_fp16(args: argparse.Namespace) -> None:
+    from training.export import export_fp16
+
+    card = export_fp16(args.model, args.bench)
+    print(json.dumps(card["fp16_parity"], indent=2))
+
+
 def cmd_models_table(args: argparse.Namespace) -> None:
     from training.evaluate import models_table
 
@@ -108,6 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv
+    f = sub.add_parser("export-fp16", help="float16 variant of an exported model, checked against it on benchmarks")
+    f.add_argument("model", help="path to NAME.onnx (float32, with its card)")
+    f.add_argument("--bench", nargs="+", default=DEFAULT_BENCH[:1])
+    f.set_defaults(func=cmd_export_fp16)
+
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")
     m.set_defaults(func=cmd_models_table)

@@ -131,3 +131,51 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
     card["onnx"]["bytes"] = onnx_path.stat().st_size
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+FP16_MAX_PSNR_DROP = 0.05
+
+
+def export_fp16(fp32_path: str | Path, bench: list[str]) -> dict:
+    """A float16 variant of an exported model (inputs/outputs stay float32), for GPUs.
+
+    Accepted only if, on every benchmark set, its Y-PSNR is within 0.05 dB of the float32 file's and
+    no output is NaN (also on extreme inputs). Writes NAME-fp16.onnx + card beside the original.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnxconverter_common import float16
+
+    from training.evaluate import evaluate_onnx
+
+    fp32_path = Path(fp32_path)
+    base = json.loads(fp32_path.with_suffix(".json").read_text())
+    name = f"{base['name']}-fp16"
+    out = fp32_path.with_name(f"{name}.onnx")
+    model = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    del model.metadata_props[:]
+    onnx.save(model, str(out))
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for x in (np.zeros((1, 3, 16, 16), np.float32), np.ones((1, 3, 16, 16), np.float32),
+              np.random.default_rng(0).random((2, 3, 24, 20), dtype=np.float32)):
+        if np.isnan(sess.run(None, {"image": x})[0]).any():
+            raise RuntimeError(f"{out.name} produces NaN")
+    metrics = evaluate_onnx(out, bench, base["scale"])
+    reference = evaluate_onnx(fp32_path, bench, base["scale"])
+    parity = {}
+    for bench_name, m in metrics.items():
+        ref = reference[bench_name]["psnr_y"]
+        parity[bench_name] = {"fp32_psnr_y": ref, "fp16_psnr_y": m["psnr_y"], "diff_db": round(m["psnr_y"] - ref, 4)}
+        if abs(m["psnr_y"] - ref) > FP16_MAX_PSNR_DROP:
+            raise RuntimeError(f"fp16 parity failed on {bench_name}: {m['psnr_y']} vs {ref} dB")
+    card = {
+        **base, "name": name, "precision": "fp16", "variant_of": base["name"],
+        "description": base.get("description", "") + " Float16 weights and compute (I/O float32): for GPUs.",
+        "metrics": metrics, "fp16_parity": parity, "onnx": {"file": out.name, "opset": base["onnx"]["opset"]},
+    }
+    card.pop("parity_max_abs_diff", None)
+    write_metadata(out, card)
+    card["onnx"]["sha256"] = sha256_file(out)
+    card["onnx"]["bytes"] = out.stat().st_size
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

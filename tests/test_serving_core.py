@@ -9,9 +9,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.tiling import TilePlan
 from tests.helpers import ServerProcess, metric_value, photo, png_bytes, write_slow_model
 
-BIG = png_bytes(Image.fromarray(photo(320, 320)))  # 100 tiles of 32 px: about a second or more on the slow model
+BIG = png_bytes(Image.fromarray(photo(480, 480)))
+TILES = TilePlan(480, 480, 32, 8, 2).count  # 400 tiles of 32 px: seconds of work on the slow model
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_deadline_gives_504_and_leaves_nothing_queued(slow_models):
         time.sleep(0.5)
         m = httpx.get(srv.url + "/metrics").text
         assert metric_value(m, "gan_queue_tiles") == 0
-        assert metric_value(m, "gan_batch_size_sum") < 100  # most of the 100 tiles were never computed
+        assert metric_value(m, "gan_batch_size_sum") < TILES / 2  # most tiles were never computed
         small = png_bytes(Image.fromarray(photo(24, 24)))
         assert httpx.post(srv.url + "/upscale?scale=2", content=small, timeout=30).status_code == 200
     finally:
@@ -88,7 +90,7 @@ def test_disconnected_client_has_its_tiles_dropped(slow_models):
         time.sleep(3)  # long enough for the whole image, had it not been dropped
         m = httpx.get(srv.url + "/metrics").text
         done = metric_value(m, "gan_batch_size_sum")
-        assert 0 < done < 100
+        assert 0 < done < TILES / 2
         assert 'route="/upscale",status="499"' in m and 'status="500"' not in m  # not an error of ours
         assert "Traceback" not in srv.output()
         assert httpx.get(srv.url + "/healthz").status_code == 200

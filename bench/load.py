@@ -65,7 +65,8 @@ def run_mode(label: str, env: dict, args, body: bytes, scale: int) -> list[list]
 
 
 def overhead(args, scale: int) -> str:
-    """One 256x256 request, alone, vs the raw session time of the same tiles in the same batches."""
+    """One 256x256 request, alone, vs the raw session time of the same tiles, both one tile per call
+    (so the batch composition cannot differ between the two sides)."""
     import json
     from pathlib import Path
 
@@ -73,7 +74,7 @@ def overhead(args, scale: int) -> str:
     from app.tiling import TilePlan
 
     body = png(256, 256)
-    tile, overlap, max_batch = 96, 16, 8
+    tile, overlap, max_batch = 96, 16, 1
     srv = ServerProcess({"GAN_TILE_SIZE": str(tile), "GAN_TILE_OVERLAP": str(overlap), "GAN_MAX_BATCH": str(max_batch)})
     try:
         with httpx.Client(timeout=600) as c:
@@ -113,8 +114,12 @@ def main() -> None:
     p.add_argument("--requests-per-client", type=int, default=2)
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--max-wait-ms", type=float, default=5)
+    p.add_argument("--overhead-only", action="store_true", help="only the 256x256 service-vs-session overhead")
     args = p.parse_args()
     scale = int(args.model.rsplit("x", 1)[-1]) if args.model[-1].isdigit() else 4
+    if args.overhead_only:
+        print(overhead(args, scale))
+        return
     body = png(args.size, args.size)
     rows = run_mode(f"batching (max_batch={args.max_batch})", {"GAN_MAX_BATCH": str(args.max_batch), "GAN_MAX_WAIT_MS": str(args.max_wait_ms)}, args, body, scale)
     rows += run_mode("max_batch=1", {"GAN_MAX_BATCH": "1"}, args, body, scale)

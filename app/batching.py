@@ -141,6 +141,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = self._running = await self._collect()
+            if not batch:  # every candidate was cancelled while we waited
+                continue
             try:
                 x = np.stack([it.tile for it in batch])
                 t0 = time.perf_counter()
@@ -150,7 +152,10 @@ class Batcher:
                 for it, out in zip(batch, y):
                     if not it.future.done():
                         it.future.set_result(out)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # stopping: nobody will compute this batch
+                for it in batch:
+                    if not it.future.done():
+                        it.future.cancel()
                 raise
             except Exception as e:  # a failed batch fails its tiles' requests, never the worker
                 log.exception("model %s failed on a batch of %d tiles", self.name, len(batch))

@@ -23,6 +23,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.timeout(1800)  # a cold cache bootstraps Debian first
 def test_cpu_image_builds_and_serves():
     r = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build-image.sh"), "localhost/gan-image-service:test"],

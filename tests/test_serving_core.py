@@ -58,7 +58,7 @@ def test_full_queue_answers_503_at_once_and_work_is_not_lost(slow_models):
         wait_for_work(srv.url)
         t0 = time.time()
         r = httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=30)
-        assert r.status_code == 503 and time.time() - t0 < 1.0
+        assert r.status_code == 503 and time.time() - t0 < 2.0  # vs seconds of work had it been admitted
         assert r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "overloaded"
         t.join()
         assert first[0].status_code == 200  # the admitted request finished normally
@@ -123,7 +123,7 @@ def test_full_queue_refuses_before_decoding(slow_models):
         wait_for_work(srv.url)
         t0 = time.time()
         r = httpx.post(srv.url + "/upscale?scale=2", content=huge, timeout=30)
-        assert r.status_code == 503 and time.time() - t0 < 1.0
+        assert r.status_code == 503 and time.time() - t0 < 2.0  # vs seconds of work had it been admitted
         t.join()
     finally:
         srv.stop()

@@ -60,7 +60,9 @@ def test_set5_numbers_reproduce_from_the_file(name):
     from training.evaluate import evaluate_onnx
 
     got = evaluate_onnx(MODELS / f"{name}.onnx", [str(SHARED / "bench" / "Set5")])["Set5"]
-    assert got == card(name)["metrics"]["Set5"]
+    want = card(name)["metrics"]["Set5"]
+    # ORT kernels differ slightly across CPUs (AVX2 vs AVX-512): equal within rounding noise
+    assert got["psnr_y"] == pytest.approx(want["psnr_y"], abs=0.01) and got["ssim_y"] == pytest.approx(want["ssim_y"], abs=5e-4)
 
 
 def _hr_lr(scale: int) -> tuple[np.ndarray, np.ndarray]:

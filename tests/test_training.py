@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 from training import nets  # noqa: E402
 from training.export import check_parity, export_run  # noqa: E402
-from training.train_sr import TrainConfig, train  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.train_sr import train  # noqa: E402
 from tests.helpers import photo  # noqa: E402
 
 

@@ -18,7 +18,8 @@ def _net_overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_train_sr(args: argparse.Namespace) -> None:
-    from training.train_sr import TrainConfig, train
+    from training.config import TrainConfig
+    from training.train_sr import train
 
     cfg = TrainConfig(
         data=args.data, run_dir=args.run, scale=args.scale, net=_net_overrides(args), hr_patch=args.patch,
@@ -30,7 +31,8 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from training.train_sr import TrainConfig, train
+    from training.config import TrainConfig
+    from training.train_sr import train
 
     saved = json.loads((Path(args.run) / "config.json").read_text())["train"]
     if args.threads is not None:
@@ -66,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.train_sr import TrainConfig
+    from training.config import TrainConfig
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)

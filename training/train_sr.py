@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,33 +23,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import data, metrics, nets
+from training.config import TrainConfig
 
 log = logging.getLogger("training")
 
 
-@dataclass
-class TrainConfig:
-    data: list[str]
-    run_dir: str
-    scale: int = 4
-    arch: str = "srresnet"
-    net: dict = field(default_factory=dict)  # overrides of the network config (channels, blocks, ...)
-    hr_patch: int = 128
-    batch: int = 16
-    steps: int = 10000
-    lr: float = 5e-4
-    lr_min: float = 1e-6
-    warmup: int = 200
-    loss: str = "l1"  # l1 | mse
-    ema: float = 0.999
-    seed: int = 0
-    val_images: int = 8  # images held out of `data` for periodic validation
-    val_crop: int = 256
-    val_every: int = 1000
-    ckpt_every: int = 500
-    log_every: int = 50
-    threads: int = 0  # torch intra-op threads; 0 = torch default
-    command: str = ""
 
 
 def pick_device() -> torch.device:
@@ -65,7 +43,13 @@ def describe_device(device: torch.device) -> str:
 def _truncate_stats(path: Path, step: int) -> None:
     """On resume, drop log rows past the checkpoint: those steps are about to be trained again."""
     if path.exists():
-        rows = [r for r in path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
+        rows = []
+        for r in path.read_text().splitlines():
+            try:
+                if json.loads(r)["step"] <= step:
+                    rows.append(r)
+            except (ValueError, KeyError):  # a line cut off by the interruption
+                pass
         path.write_text("".join(r + "\n" for r in rows))
 
 
@@ -176,7 +160,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         )
 
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
-    stats = open(run_dir / "stats.jsonl", "a")
+    stats = open(run_dir / "stats.jsonl", "a" if step else "w")  # a fresh run starts a fresh log
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
     run_loss, run_n, t0 = 0.0, 0, time.time()
     net.train()

@@ -32,6 +32,11 @@ def write_nearest_model(models_dir: Path, name: str = "nearest-x2", scale: int =
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])],
         initializer=[scales],
     )
+    return save_with_card(graph, models_dir, name, scale)
+
+
+def save_with_card(graph, models_dir: Path, name: str, scale: int) -> Path:
+    """Save a test graph as NAME.onnx with a minimal card, as the registry expects them."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = models_dir / f"{name}.onnx"
@@ -129,14 +134,7 @@ def write_slow_model(models_dir: Path, name: str = "slow-x2", depth: int = 8, wi
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "sH", "sW"])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = models_dir / f"{name}.onnx"
-    onnx.save(model, str(path))
-    card = {"name": name, "task": "super-resolution", "scale": 2, "metrics": {"note": "test model"},
-            "onnx": {"file": path.name, "opset": 17, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
-    (models_dir / f"{name}.json").write_text(json.dumps(card))
-    return path
+    return save_with_card(graph, models_dir, name, 2)
 
 
 def metric_value(text: str, name: str) -> float:

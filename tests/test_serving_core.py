@@ -50,12 +50,18 @@ def wait_for_work(url: str, timeout: float = 30) -> None:
     raise AssertionError("the request never started computing")
 
 
+def saturate(srv: ServerProcess) -> tuple[threading.Thread, list]:
+    """Start one slow request and wait until it computes: with max_queue=1 the model is now full."""
+    first: list = []
+    t = post_in_thread(srv.url, BIG, first)
+    wait_for_work(srv.url)
+    return t, first
+
+
 def test_full_queue_answers_503_at_once_and_work_is_not_lost(slow_models):
     srv = start(slow_models, max_queue=1)
     try:
-        first: list = []
-        t = post_in_thread(srv.url, BIG, first)
-        wait_for_work(srv.url)
+        t, first = saturate(srv)
         t0 = time.time()
         r = httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=30)
         assert r.status_code == 503 and time.time() - t0 < 2.0  # vs seconds of work had it been admitted
@@ -118,9 +124,7 @@ def test_full_queue_refuses_before_decoding(slow_models):
     srv = start(slow_models, max_queue=1)
     huge = png_bytes(Image.fromarray(photo(2000, 2000)))  # ~4M pixels: minutes of work were it admitted
     try:
-        first: list = []
-        t = post_in_thread(srv.url, BIG, first)
-        wait_for_work(srv.url)
+        t, _ = saturate(srv)
         t0 = time.time()
         r = httpx.post(srv.url + "/upscale?scale=2", content=huge, timeout=30)
         assert r.status_code == 503 and time.time() - t0 < 2.0  # vs seconds of work had it been admitted

@@ -69,18 +69,25 @@ def test_flops_and_params_are_counted():
     assert nets.flops_per_input_pixel(net) == expected
 
 
-def test_export_contract(image_dir, tmp_path):
+@pytest.fixture(scope="module")
+def exported(image_dir, tmp_path_factory):
+    """A tiny trained x2 run exported into models/, with a one-image benchmark set: (models dir, bench, card)."""
+    tmp = tmp_path_factory.mktemp("exported")
+    train(tiny(image_dir, tmp / "run", 10), progress=False)
+    bench = tmp / "bench" / "Tiny"
+    bench.mkdir(parents=True)
+    Image.fromarray(photo(50, 42, seed=9)).save(bench / "x.png")
+    card = export_run(tmp / "run", tmp / "models", "tiny-x2", bench=[str(bench)])
+    return tmp / "models", bench, card
+
+
+def test_export_contract(exported):
     import onnx
     import onnxruntime as ort
 
-    run = tmp_path / "run"
-    train(tiny(image_dir, run, 10), progress=False)
-    bench = tmp_path / "bench" / "Tiny"
-    bench.mkdir(parents=True)
-    Image.fromarray(photo(50, 42, seed=9)).save(bench / "x.png")
-    card = export_run(run, tmp_path / "models", "tiny-x2", bench=[str(bench)])
-    path = tmp_path / "models" / "tiny-x2.onnx"
-    saved = json.loads((tmp_path / "models" / "tiny-x2.json").read_text())
+    models, _, card = exported
+    path = models / "tiny-x2.onnx"
+    saved = json.loads((models / "tiny-x2.json").read_text())
     assert saved == card and card["scale"] == 2 and card["task"] == "super-resolution"
     assert card["parity_max_abs_diff"] <= 1e-4 and card["metrics"]["Tiny"]["images"] == 1
     for key in ("params", "flops_per_input_pixel", "inputs", "outputs", "training", "onnx"):
@@ -98,21 +105,15 @@ def test_export_contract(image_dir, tmp_path):
     assert out.shape == (3, 3, 22, 14) and out.min() >= 0 and out.max() <= 1  # dynamic dims, clamped
 
 
-def test_fp16_variant_is_checked_against_fp32(image_dir, tmp_path):
+def test_fp16_variant_is_checked_against_fp32(exported):
     from training.export import export_fp16
 
-    run = tmp_path / "run"
-    train(tiny(image_dir, run, 10), progress=False)
-    bench = tmp_path / "bench" / "Tiny"
-    bench.mkdir(parents=True)
-    Image.fromarray(photo(48, 40, seed=4)).save(bench / "x.png")
-    export_run(run, tmp_path / "models", "tiny-x2", bench=[str(bench)])
-    card = export_fp16(tmp_path / "models" / "tiny-x2.onnx", [str(bench)])
-    saved = json.loads((tmp_path / "models" / "tiny-x2-fp16.json").read_text())
+    models, bench, _ = exported
+    card = export_fp16(models / "tiny-x2.onnx", [str(bench)])
+    saved = json.loads((models / "tiny-x2-fp16.json").read_text())
     assert saved == card and card["precision"] == "fp16" and card["variant_of"] == "tiny-x2"
     assert abs(card["fp16_parity"]["Tiny"]["diff_db"]) <= 0.05
-    size16 = (tmp_path / "models" / "tiny-x2-fp16.onnx").stat().st_size
-    assert size16 < (tmp_path / "models" / "tiny-x2.onnx").stat().st_size
+    assert (models / "tiny-x2-fp16.onnx").stat().st_size < (models / "tiny-x2.onnx").stat().st_size
 
 
 def test_parity_check_fails_on_mismatch(image_dir, tmp_path):

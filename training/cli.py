@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_DATA = ["../shared/data/train"]
+DEFAULT_REAL_LR = ["../shared/data/lowquality/Flickr1000"]
 DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../shared/data/bench/BSD68"]
 
 
@@ -30,14 +31,49 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
     train(cfg, progress=not args.no_progress)
 
 
-def cmd_resume(args: argparse.Namespace) -> None:
+def cmd_train_gan(args: argparse.Namespace) -> None:
+    from training.config import GanConfig
+    from training.train_gan import train
+
+    fields = {f.name for f in dataclasses.fields(GanConfig)} - {"data", "run_dir", "command"}
+    cfg = GanConfig(data=args.data, run_dir=args.run, command="python -m training " + shlex.join(args.argv),
+                    **{k: getattr(args, k) for k in fields})
+    train(cfg, progress=not args.no_progress)
+
+
+def cmd_train_h2l(args: argparse.Namespace) -> None:
+    from training.config import H2LTrainConfig
+    from training.train_h2l import train
+
+    net = {k: getattr(args, k) for k in ("channels", "lr_blocks", "z_dim") if getattr(args, k) is not None}
+    fields = {f.name for f in dataclasses.fields(H2LTrainConfig)} - {"hr_data", "lr_data", "run_dir", "net", "command"}
+    cfg = H2LTrainConfig(hr_data=args.hr_data, lr_data=args.lr_data, run_dir=args.run, net=net,
+                         command="python -m training " + shlex.join(args.argv), **{k: getattr(args, k) for k in fields})
+    train(cfg, progress=not args.no_progress)
+
+
+def _trainer(kind: str):
+    """(config class, train function) of a run kind, as recorded in its config.json."""
+    if kind == "gan":
+        from training.config import GanConfig
+        from training.train_gan import train
+        return GanConfig, train
+    if kind == "h2l":
+        from training.config import H2LTrainConfig
+        from training.train_h2l import train
+        return H2LTrainConfig, train
     from training.config import TrainConfig
     from training.train_sr import train
+    return TrainConfig, train
 
-    saved = json.loads((Path(args.run) / "config.json").read_text())["train"]
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    saved = json.loads((Path(args.run) / "config.json").read_text())
+    cfg_cls, train = _trainer(saved.get("trainer", "sr"))
+    cfg = saved["train"]
     if args.threads is not None:
-        saved["threads"] = args.threads
-    train(TrainConfig(**saved), resume=True, progress=not args.no_progress)
+        cfg["threads"] = args.threads
+    train(cfg_cls(**cfg), resume=True, progress=not args.no_progress)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -95,6 +131,42 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads (0: torch's default)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train_sr)
+
+    from training.config import GanConfig
+
+    g_defaults = {f.name: f.default for f in dataclasses.fields(GanConfig) if f.default is not dataclasses.MISSING}
+    g = sub.add_parser("train-gan", help="fine-tune a trained upscaler adversarially (SRGAN family)")
+    g.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
+    g.add_argument("--run", required=True, help="run directory")
+    g.add_argument("--init", required=True, help="checkpoint (ckpt.pt) of the PSNR-oriented run to start from")
+    g.add_argument("--disc", choices=("unet", "vgg"), default=g_defaults["disc"], help="U-Net (global + per-pixel, CutMix) or VGG-style patch discriminator")
+    g.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=g_defaults["gan_loss"])
+    g.add_argument("--patch", dest="hr_patch", type=int, default=g_defaults["hr_patch"])
+    for name in ("disc_channels", "batch", "steps", "seed", "val_images", "val_crop", "val_every", "ckpt_every", "log_every", "threads"):
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=g_defaults[name])
+    for name in ("lr", "lr_d", "w_l1", "w_adv", "w_fm", "w_tv", "w_cutmix", "ema"):
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=g_defaults[name])
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=cmd_train_gan)
+
+    from training.config import H2LTrainConfig
+
+    h_defaults = {f.name: f.default for f in dataclasses.fields(H2LTrainConfig) if f.default is not dataclasses.MISSING}
+    h = sub.add_parser("train-h2l", help="train the learned High-to-Low degradation GAN on unpaired HR and real LR photos")
+    h.add_argument("--hr-data", nargs="+", default=DEFAULT_DATA, help="folders of clean HR photos")
+    h.add_argument("--lr-data", nargs="+", default=DEFAULT_REAL_LR, help="folders of real low-quality photos (target domain)")
+    h.add_argument("--run", required=True, help="run directory")
+    h.add_argument("--scale", type=int, choices=(2, 4), default=h_defaults["scale"])
+    h.add_argument("--patch", dest="hr_patch", type=int, default=h_defaults["hr_patch"], help="HR patch (a multiple of 8 x scale)")
+    h.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=h_defaults["gan_loss"])
+    for name in ("channels", "lr_blocks", "z_dim"):
+        h.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
+    for name in ("batch", "steps", "disc_channels", "seed", "holdout", "val_every", "ckpt_every", "log_every", "threads"):
+        h.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=h_defaults[name])
+    for name in ("lr", "lr_d", "w_gan", "w_pix", "ema"):
+        h.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=h_defaults[name])
+    h.add_argument("--no-progress", action="store_true")
+    h.set_defaults(func=cmd_train_h2l)
 
     r = sub.add_parser("resume", help="continue a run from its last checkpoint with its saved config")
     r.add_argument("run")

@@ -27,3 +27,62 @@ class TrainConfig:
     log_every: int = 50
     threads: int = 0  # torch intra-op threads; 0 = torch default
     command: str = ""
+
+
+@dataclass
+class GanConfig:
+    """Adversarial fine-tuning of a trained upscaler (SRGAN/ESRGAN style)."""
+
+    data: list[str]
+    run_dir: str
+    init: str  # checkpoint of the PSNR-oriented generator to start from (its EMA weights)
+    disc: str = "unet"  # unet | vgg
+    disc_channels: int = 16  # base width; the U-Net at 32 is ~3.5x slower per step on CPU than at 16
+    gan_loss: str = "ragan"  # vanilla | ragan | hinge
+    hr_patch: int = 96
+    batch: int = 8
+    steps: int = 2000
+    lr: float = 5e-5  # generator
+    lr_d: float = 1e-4
+    w_l1: float = 1.0
+    w_adv: float = 0.03
+    w_fm: float = 1.0
+    w_tv: float = 1e-5
+    w_cutmix: float = 1.0  # U-Net only: per-pixel CutMix loss and consistency, each with this weight
+    ema: float = 0.999
+    seed: int = 0
+    val_images: int = 8
+    val_crop: int = 256
+    val_every: int = 200
+    ckpt_every: int = 100
+    log_every: int = 25
+    threads: int = 0
+    command: str = ""
+
+
+@dataclass
+class H2LTrainConfig:
+    """The learned High-to-Low degradation GAN (Bulat et al. 2018), trained on unpaired HR and real LR."""
+
+    hr_data: list[str]
+    lr_data: list[str]  # real low-quality photos (the target domain)
+    run_dir: str
+    scale: int = 4
+    net: dict = field(default_factory=dict)  # overrides of H2LConfig (channels, hr_blocks, lr_blocks, z_dim, noise_period)
+    hr_patch: int = 96
+    batch: int = 12
+    steps: int = 2000
+    lr: float = 2e-4
+    lr_d: float = 2e-4
+    gan_loss: str = "hinge"
+    w_gan: float = 1.0
+    w_pix: float = 0.05  # L1 to the bicubic downscale of the HR input
+    disc_channels: int = 32
+    ema: float = 0.999
+    seed: int = 0
+    holdout: int = 200  # real LR images kept out of training, for the statistics check
+    val_every: int = 250
+    ckpt_every: int = 100
+    log_every: int = 25
+    threads: int = 0
+    command: str = ""

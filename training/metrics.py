@@ -48,3 +48,10 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
     cov = _filter_valid(a * b, g) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
+
+
+def gradient_energy(img: np.ndarray, border: int = 0) -> float:
+    """Mean gradient magnitude of the Y channel (a measure of high-frequency content, 0..255 scale)."""
+    y = _crop(rgb_to_y(img), border)
+    gy, gx = np.gradient(y)
+    return float(np.mean(np.hypot(gx, gy)))

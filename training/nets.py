@@ -69,7 +69,59 @@ class SRResNet(nn.Module):
         return out
 
 
-ARCHS = {"srresnet": (SRResNetConfig, SRResNet)}
+@dataclass(frozen=True)
+class H2LConfig:
+    """High-to-Low generator (Bulat et al. 2018): HR + noise vector -> realistic LR at 1/scale."""
+
+    scale: int = 4
+    channels: int = 64  # width at LR resolution (half of it before the last downsampling)
+    hr_blocks: int = 1  # residual blocks at each resolution above LR
+    lr_blocks: int = 4  # residual blocks at LR resolution
+    z_dim: int = 64
+    noise_period: int = 32  # the noise vector becomes a learned P x P map at HR resolution, tiled over the image
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4):
+            raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+
+
+class H2LGenerator(nn.Module):
+    """(image [N,3,H,W] in [0,1], noise [N,z]) -> LR [N,3,H/s,W/s]; H and W multiples of the scale.
+
+    The noise vector is projected to a P x P map (as Bulat et al. project it to the HR grid) and tiled
+    periodically, so any image size works. The output is a box downscale of the input plus a learned
+    residual, so colours stay put and the net learns only the degradation.
+    """
+
+    def __init__(self, config: H2LConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, p = config.channels, config.noise_period
+        self.noise_map = nn.Linear(config.z_dim, p * p)
+        steps = int(math.log2(config.scale))
+        layers: list[nn.Module] = [nn.Conv2d(4, c // 2, 3, padding=1)]
+        width = c // 2
+        for i in range(steps):
+            layers += [ResidualBlock(width) for _ in range(config.hr_blocks)]
+            out = c if i == steps - 1 else c // 2
+            layers += [nn.Conv2d(width, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            width = out
+        layers += [ResidualBlock(c) for _ in range(config.lr_blocks)]
+        layers += [nn.Conv2d(c, 3, 3, padding=1)]
+        self.body = nn.Sequential(*layers)
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, image: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = image.shape
+        p = self.config.noise_period
+        m = self.noise_map(noise).view(n, 1, p, p)
+        m = m.repeat(1, 1, h // p + 1, w // p + 1)[:, :, :h, :w]
+        s = self.config.scale
+        return F.avg_pool2d(image, s) + self.body(torch.cat([image, m], dim=1))
+
+
+ARCHS = {"srresnet": (SRResNetConfig, SRResNet), "h2l": (H2LConfig, H2LGenerator)}
 
 
 def build(arch: str, config: dict) -> nn.Module:
@@ -87,6 +139,12 @@ def count_params(net: nn.Module) -> int:
 
 def flops_per_input_pixel(net: nn.Module, size: int = 32) -> int:
     """Multiply-adds x 2 of one forward pass, per input pixel, counted with forward hooks on conv layers."""
+    if isinstance(net, H2LGenerator):
+        size = net.config.noise_period  # its input must be a multiple of the scale
+    return _conv_flops(net, size)
+
+
+def _conv_flops(net: nn.Module, size: int) -> int:
     total = 0
 
     def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
@@ -96,9 +154,12 @@ def flops_per_input_pixel(net: nn.Module, size: int = 32) -> int:
             total += 2 * k * out.numel()
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    inputs = [torch.zeros(1, 3, size, size)]
+    if isinstance(net, H2LGenerator):
+        inputs.append(torch.zeros(1, net.config.z_dim))
     try:
         with torch.no_grad():
-            net(torch.zeros(1, 3, size, size))
+            net(*inputs)
     finally:
         for h in handles:
             h.remove()

@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         _truncate_stats(run_dir / "stats.jsonl", step)
     else:
         (run_dir / "config.json").write_text(
-            json.dumps({"train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
+            json.dumps({"trainer": "sr", "train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
         )
     log.info(
         "net %s %s: %d params, %d FLOPs/input px, device %s, %d threads",

@@ -1,0 +1,174 @@
+"""The learned High-to-Low degradation GAN (Bulat et al., ECCV 2018) -> e.g. ``degrade-x4``.
+
+Unpaired: HR patches come from clean photos, real LR patches from real low-quality photos. The generator
+maps (HR, noise vector) to an LR image; a spectral-norm patch discriminator tells its outputs from the
+real LR patches. Loss = w_gan * adversarial + w_pix * L1(output, bicubic downscale of HR): the pixel term
+keeps content and colour, the adversarial term makes the output degrade like the real photos do.
+Validation: the Frechet distance of degradation statistics (training/degradation_stats.py) between the
+EMA generator's outputs and held-out real photos, next to plain bicubic downscaling.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training import data, discriminators, losses, nets
+from training import degradation_stats as dstats
+from training.config import H2LTrainConfig
+from training.train_sr import _truncate_stats, describe_device, log, pick_device, save_checkpoint, setup_logging, split_holdout
+
+
+class RealPatchSampler:
+    """Random patches of real LR photos at 8-aligned offsets (the JPEG grid stays put), flipped/rotated."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int) -> None:
+        self.images = [im for im in images if min(im.shape[:2]) >= patch]
+        if not self.images:
+            raise ValueError(f"no real LR image is at least {patch}px on its short side")
+        self.patch = patch
+        self.rng = np.random.default_rng(seed + 1)
+
+    def sample(self, batch: int) -> np.ndarray:
+        out = []
+        for idx in self.rng.integers(len(self.images), size=batch):
+            crop = dstats.aligned_crops(self.images[idx], self.patch, 1, self.rng)[0]
+            out.append(np.ascontiguousarray(data.augment(crop, self.rng)))
+        return data.to_tensor_batch(out)
+
+
+@torch.no_grad()
+def generate(net: torch.nn.Module, hr: list[np.ndarray], seed: int, device: torch.device) -> list[np.ndarray]:
+    """LR images (uint8) from uint8 HR images, with seeded noise vectors."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for im in hr:
+        x = torch.from_numpy(data.to_tensor_batch([im])).to(device)
+        z = torch.randn(1, net.config.z_dim, generator=gen).to(device)
+        y = net(x, z).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+        out.append(np.round(y * 255.0).astype(np.uint8))
+    return out
+
+
+def hr_crops(images: list[np.ndarray], size: int, count: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [c for im in images for c in dstats.aligned_crops(im, size, count, rng)]
+
+
+def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(run_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = pick_device()
+    if cfg.hr_patch % (8 * cfg.scale):
+        raise ValueError(f"hr_patch must be a multiple of {8 * cfg.scale} (LR patches on the 8x8 JPEG grid)")
+
+    hr_train, hr_val = split_holdout(data.list_images(cfg.hr_data), 8, cfg.seed)
+    lr_train, lr_val = split_holdout(data.list_images(cfg.lr_data), cfg.holdout, cfg.seed)
+    log.info("data: %d HR images (+%d held out), %d real LR images (+%d held out)", len(hr_train), len(hr_val), len(lr_train), len(lr_val))
+    hr_sampler = data.PatchSampler(data.load_images(hr_train, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed)
+    real_sampler = RealPatchSampler(data.load_images(lr_train, progress), cfg.hr_patch // cfg.scale, cfg.seed)
+    val_lr = 32
+    real_feats = np.array([dstats.features(c) for c in hr_crops(data.load_images(lr_val, False), val_lr, 2, cfg.seed)])
+    val_hr = hr_crops(data.load_images(hr_val, False), val_lr * cfg.scale, 16, cfg.seed)
+    bicubic_feats = np.array([dstats.features(data.downscale(c, cfg.scale)) for c in val_hr])
+    bicubic_frechet = dstats.compare(real_feats, bicubic_feats)["frechet"]
+    log.info("validation: %d real LR patches, %d HR patches; bicubic's Frechet distance to real: %.3f", len(real_feats), len(val_hr), bicubic_frechet)
+
+    net = nets.build("h2l", {"scale": cfg.scale, **cfg.net}).to(device)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    disc = discriminators.build("vgg", cfg.disc_channels, downsamples=2).to(device)
+    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99))
+    step, elapsed = 0, 0.0
+    ckpt_path = run_dir / "ckpt.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        net.load_state_dict(ck["net"])
+        ema.load_state_dict(ck["ema"])
+        disc.load_state_dict(ck["disc"])
+        opt_g.load_state_dict(ck["opt"])
+        opt_d.load_state_dict(ck["opt_d"])
+        hr_sampler.rng.bit_generator.state = ck["sampler_rng"]
+        real_sampler.rng.bit_generator.state = ck["real_rng"]
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        log.info("resumed from %s at step %d", ckpt_path, step)
+        _truncate_stats(run_dir / "stats.jsonl", step)
+    else:
+        (run_dir / "config.json").write_text(json.dumps({"trainer": "h2l", "train": asdict(cfg), "arch": "h2l", "net": nets.config_dict(net)}, indent=2))
+    log.info("H2L x%d %s: %d params; D %d params; device %s", cfg.scale, nets.config_dict(net), nets.count_params(net),
+             nets.count_params(disc), describe_device(device))
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path, arch="h2l", net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
+            disc=disc.state_dict(), opt=opt_g.state_dict(), opt_d=opt_d.state_dict(),
+            sampler_rng=hr_sampler.rng.bit_generator.state, real_rng=real_sampler.rng.bit_generator.state,
+            torch_rng=torch.get_rng_state(), step=step, elapsed=elapsed, train_config=asdict(cfg),
+            device=describe_device(device), bicubic_frechet=bicubic_frechet,
+        )
+
+    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+    sums: dict[str, float] = {}
+    run_n, t0 = 0, time.time()
+    net.train()
+    while step < min(cfg.steps, stop_at or cfg.steps):
+        bic_np, hr_np = hr_sampler.sample(cfg.batch)
+        bic, hr = torch.from_numpy(bic_np).to(device), torch.from_numpy(hr_np).to(device)
+        real = torch.from_numpy(real_sampler.sample(cfg.batch)).to(device)
+        fake = net(hr, torch.randn(cfg.batch, net.config.z_dim, device=device))
+
+        disc.requires_grad_(True)
+        loss_d = losses.d_loss(cfg.gan_loss, disc(real)[0], disc(fake.detach())[0])
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        disc.requires_grad_(False)
+        adv = losses.g_loss(cfg.gan_loss, [r.detach() for r in disc(real)[0]], disc(fake)[0])
+        pix = F.l1_loss(fake, bic)
+        loss_g = cfg.w_gan * adv + cfg.w_pix * pix
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - decay)
+        for k, v in {"d": loss_d.item(), "adv": adv.item(), "pix": pix.item()}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        step += 1
+        run_n += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.time()
+            elapsed += now - t0
+            rec = {"step": step, **{k: v / run_n for k, v in sums.items()}, "steps_per_s": run_n / (now - t0), "elapsed_s": elapsed}
+            bar.set_postfix(pix=f"{rec['pix']:.4f}", d=f"{rec['d']:.3f}")
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                fake_feats = np.array([dstats.features(x) for x in generate(ema, val_hr, cfg.seed, device)])
+                rec |= {"val_frechet_ema": dstats.compare(real_feats, fake_feats)["frechet"], "val_frechet_bicubic": bicubic_frechet}
+                log.info("step %d adv %.3f pix %.4f D %.3f | Frechet to real: EMA %.3f (bicubic %.3f)",
+                         step, rec["adv"], rec["pix"], rec["d"], rec["val_frechet_ema"], bicubic_frechet)
+            t0 = time.time()
+            stats.write(json.dumps(rec) + "\n")
+            stats.flush()
+            sums, run_n = {}, 0
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            checkpoint()
+    bar.close()
+    stats.close()
+    log.info("done: %d steps in %.0f s", step, elapsed)
+    return ckpt_path

@@ -30,16 +30,33 @@ class QueueFull(Exception):
     pass
 
 
+Tile = np.ndarray | tuple[np.ndarray, ...]  # one model input, or one array per input of a multi-input model
+
+
+def _shape(tile: Tile) -> tuple:
+    return tuple(t.shape for t in tile) if isinstance(tile, tuple) else tile.shape
+
+
+def _stack(tiles: list[Tile]) -> tuple[np.ndarray, ...]:
+    if isinstance(tiles[0], tuple):
+        return tuple(np.stack(parts) for parts in zip(*tiles))
+    return (np.stack(tiles),)
+
+
 @dataclass
 class _Item:
-    tile: np.ndarray
+    tile: Tile
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def shape(self) -> tuple:
+        return _shape(self.tile)
 
 
 class Batcher:
     def __init__(
-        self, name: str, run: Callable[[np.ndarray], np.ndarray], max_batch: int, max_wait_ms: float, max_queue: int
+        self, name: str, run: Callable[..., np.ndarray], max_batch: int, max_wait_ms: float, max_queue: int
     ) -> None:
         self.name, self.run = name, run
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000.0
@@ -85,7 +102,8 @@ class Batcher:
         finally:
             self.in_flight -= 1
 
-    def submit(self, tiles: list[np.ndarray]) -> list[asyncio.Future]:
+    def submit(self, tiles: list[Tile]) -> list[asyncio.Future]:
+        """Queue tiles (each an array, or a tuple with one array per model input); a future per tile."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in tiles]
         self._items.extend(_Item(t, f) for t, f in zip(tiles, futures))
@@ -121,7 +139,7 @@ class Batcher:
                 await self._wait(None)
                 continue
             oldest = self._items[0]
-            live = sum(1 for it in self._items if not it.future.done() and it.tile.shape == oldest.tile.shape)
+            live = sum(1 for it in self._items if not it.future.done() and it.shape == oldest.shape)
             remaining = oldest.enqueued + self.max_wait - time.monotonic()
             if live >= self.max_batch or remaining <= 0 or not await self._wait(remaining):
                 break
@@ -130,7 +148,7 @@ class Batcher:
         for it in self._items:
             if it.future.done():
                 continue
-            if len(batch) < self.max_batch and it.tile.shape == oldest.tile.shape:
+            if len(batch) < self.max_batch and it.shape == oldest.shape:
                 batch.append(it)
             else:
                 rest.append(it)
@@ -144,9 +162,9 @@ class Batcher:
             if not batch:  # every candidate was cancelled while we waited
                 continue
             try:
-                x = np.stack([it.tile for it in batch])
+                x = _stack([it.tile for it in batch])
                 t0 = time.perf_counter()
-                y = await loop.run_in_executor(self._executor, self.run, x)
+                y = await loop.run_in_executor(self._executor, self.run, *x)
                 metrics.MODEL_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
                 metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
                 for it, out in zip(batch, y):

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)
     warmup: bool = True
 
+    # POST /degrade, method=pipeline: a JSON file {"light"|"medium"|"heavy": {parameter ranges}} replacing
+    # those presets of app/degradation.py (keys as its Pipeline model; unknown keys are an error at startup).
+    degradation_presets: Path | None = None
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
         if self.tile_overlap * 2 >= self.tile_size:

@@ -93,6 +93,20 @@ PRESETS: dict[str, Pipeline] = {
 }
 
 
+def load_presets(path: str | None) -> dict[str, Pipeline]:
+    """PRESETS, with the ones named in a JSON file replaced (validated: a typo fails loudly)."""
+    if not path:
+        return dict(PRESETS)
+    import json
+    from pathlib import Path
+
+    raw = json.loads(Path(path).read_text())
+    unknown = set(raw) - set(PRESETS)
+    if unknown:
+        raise ValueError(f"{path}: unknown presets {sorted(unknown)}; the presets are {sorted(PRESETS)}")
+    return {**PRESETS, **{k: Pipeline.model_validate(v) for k, v in raw.items()}}
+
+
 # ---- kernels -----------------------------------------------------------------------------------------
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__, errors, metrics
 from app.config import Settings, get_settings
 from app.registry import Registry
-from app.routes import health, models, upscale
+from app.routes import degrade, health, models, upscale
 from app.routes import metrics as metrics_route
 
 log = logging.getLogger("app")
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
     errors.install(app)
-    for r in (health.router, metrics_route.router, models.router, upscale.router):
+    for r in (health.router, metrics_route.router, models.router, upscale.router, degrade.router):
         app.include_router(r)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -22,7 +22,7 @@ log = logging.getLogger("app.registry")
 class Model:
     name: str
     card: dict
-    session: Session
+    session: Session | None  # None for the degradation pipeline's worker, which runs no network
     batcher: Batcher
 
     @property
@@ -48,9 +48,11 @@ class Registry:
         self.models: dict[str, Model] = {}
         self.failed: dict[str, str] = {}
         self.ready = False
+        self.pipeline: Model | None = None  # the classical degradation pipeline's worker (POST /degrade)
 
     def load(self) -> None:
         s = self.settings
+        self._load_pipeline()
         cards = sorted(Path(s.models_dir).glob("*.json"))
         if not cards:
             log.warning("no model cards found in %s", s.models_dir)
@@ -77,19 +79,35 @@ class Registry:
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)
 
+    def _load_pipeline(self) -> None:
+        from app import degradation
+        from app.degrader import pipeline_runner
+
+        presets = degradation.load_presets(self.settings.degradation_presets)  # a bad file stops startup
+        card = {"name": "degrade-pipeline", "task": "degradation-pipeline", "scale": 1,
+                "description": "the classical degradation pipeline (app/degradation.py); no model file"}
+        batcher = Batcher("degrade-pipeline", pipeline_runner(presets), 1, 0.0, self.settings.max_queue)
+        self.pipeline = Model("degrade-pipeline", card, None, batcher)
+
     def warmup(self) -> None:
         if self.settings.warmup:
             for m in self.models.values():
-                if m.task == "super-resolution":
-                    for batch in sorted({1, self.settings.max_batch}):  # the shapes seen alone and under load
-                        m.session.warmup(batch, self.settings.tile_size)
+                tile = self.settings.tile_size
+                if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
+                    tile = max(8, tile // m.scale) * m.scale
+                for batch in sorted({1, self.settings.max_batch}):  # the shapes seen alone and under load
+                    m.session.warmup(batch, tile)
 
     def start(self) -> None:
-        for m in self.models.values():
+        for m in self.workers:
             m.batcher.start()
 
+    @property
+    def workers(self) -> list[Model]:
+        return [*self.models.values(), *([self.pipeline] if self.pipeline else [])]
+
     async def stop(self) -> None:
-        for m in self.models.values():
+        for m in self.workers:
             await m.batcher.stop()
 
     def get(self, name: str) -> Model:
@@ -118,6 +136,17 @@ class Registry:
         if not self.models:
             raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
         raise errors.unprocessable(f"no loaded model upscales x{scale}")
+
+    def degrader(self, scale: int) -> Model:
+        """The learned degradation model for a reduction by ``scale``: the one of that scale, else the
+        smallest one above it (the input is enlarged first, see app/degrader.py)."""
+        found = sorted((m for m in self.models.values() if m.task == "degradation"), key=lambda m: m.scale)
+        if not found:
+            raise errors.unprocessable("no learned degradation model is loaded; use method=pipeline")
+        for m in found:
+            if m.scale == scale:
+                return m
+        return next((m for m in found if m.scale > scale), found[-1])
 
     def cards(self) -> list[dict]:
         return [{**m.card, "provider": m.session.provider} for m in self.models.values()]

@@ -36,17 +36,21 @@ class Session:
         # with a single copy back; no intermediate host buffers.
         self.device = GPU_PROVIDERS.get(self.provider, "cpu")
 
-    def run(self, image: np.ndarray) -> np.ndarray:
+    def run(self, *inputs: np.ndarray) -> np.ndarray:
+        """One batch through the model: the arrays are its inputs in order (``image`` first)."""
         if self.device == "cpu":
-            return self.session.run([self.output_name], {self.input_names[0]: image})[0]
-        return self.run_bound(image)
+            return self.session.run([self.output_name], dict(zip(self.input_names, inputs)))[0]
+        return self.run_bound(*inputs)
 
-    def run_bound(self, image: np.ndarray) -> np.ndarray:
+    def run_bound(self, *inputs: np.ndarray) -> np.ndarray:
         binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_names[0], np.ascontiguousarray(image))
+        for name, x in zip(self.input_names, inputs):
+            binding.bind_cpu_input(name, np.ascontiguousarray(x))
         binding.bind_output(self.output_name, self.device)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
     def warmup(self, batch: int, tile: int) -> None:
-        self.run(np.zeros((batch, 3, tile, tile), np.float32))
+        """Run zeros of the serving shapes once, so the first request does not pay for initialisation."""
+        extra = [np.zeros((batch, *i.shape[1:]), np.float32) for i in self.session.get_inputs()[1:]]
+        self.run(np.zeros((batch, 3, tile, tile), np.float32), *extra)

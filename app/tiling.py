@@ -55,14 +55,19 @@ class TilePlan:
     def count(self) -> int:
         return len(self.ys) * len(self.xs)
 
-    def row_tiles(self, pixels: np.ndarray, row: int, maxval: int) -> list[np.ndarray]:
-        """The float32 3 x tile x tile tiles in [0,1] of one tile row."""
-        t, y = self.tile, self.ys[row]
+    def row_tiles(self, pixels: np.ndarray, row: int, maxval: int, in_scale: int = 1) -> list[np.ndarray]:
+        """The float32 3 x tile x tile tiles in [0,1] of one tile row.
+
+        ``in_scale`` > 1 plans in output coordinates for a model that shrinks its input by that factor
+        (a degradation model): the tiles are cut from ``pixels`` at in_scale times the planned positions.
+        """
+        t, y = self.tile * in_scale, self.ys[row] * in_scale
         band = pixels[y : y + t]
         pad_h, pad_w = t - band.shape[0], max(0, t - band.shape[1])
         if pad_h or pad_w:
             band = pad_reflect(band, pad_h, pad_w)
-        return [np.ascontiguousarray(band[:, x : x + t].transpose(2, 0, 1), dtype=np.float32) / maxval for x in self.xs]
+        return [np.ascontiguousarray(band[:, x * in_scale : x * in_scale + t].transpose(2, 0, 1), dtype=np.float32) / maxval
+                for x in self.xs]
 
 
 def pad_reflect(img: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:

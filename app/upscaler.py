@@ -37,18 +37,18 @@ async def admitted(model: Model, settings: Settings) -> AsyncIterator[None]:
         raise errors.timeout(f"the request took longer than {settings.request_timeout_s:g}s (GAN_REQUEST_TIMEOUT_S)") from None
 
 
-async def upscale(
-    model: Model, image: imaging.Decoded, tile: int, overlap: int,
+async def tiled(
+    model: Model, pixels: np.ndarray, maxval: int, plan: TilePlan, in_scale: int = 1, extra: tuple[np.ndarray, ...] = (),
     is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> np.ndarray:
-    h, w = image.pixels.shape[:2]
-    plan = TilePlan(h, w, tile, overlap, model.scale)
-    stitcher = Stitcher(plan, image.pixels.dtype.type)
+    """Run ``pixels`` through the model tile by tile (see TilePlan.row_tiles for ``in_scale``); ``extra``
+    are further model inputs given with every tile (the degradation model's noise vector)."""
+    stitcher = Stitcher(plan, pixels.dtype.type)
     model.batcher.observe_request(plan.count)
 
     async def submit(row: int) -> list[asyncio.Future]:
-        tiles = await asyncio.to_thread(plan.row_tiles, image.pixels, row, image.maxval)
-        return model.batcher.submit(tiles)
+        tiles = await asyncio.to_thread(plan.row_tiles, pixels, row, maxval, in_scale)
+        return model.batcher.submit([(t, *extra) for t in tiles] if extra else tiles)
 
     # Only the current and the next row are referenced: finished rows' outputs are freed as we go.
     current: list[asyncio.Future] = await submit(0)
@@ -67,6 +67,15 @@ async def upscale(
             if not f.done():
                 f.cancel()
     return stitcher.out
+
+
+async def upscale(
+    model: Model, image: imaging.Decoded, tile: int, overlap: int,
+    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+) -> np.ndarray:
+    h, w = image.pixels.shape[:2]
+    plan = TilePlan(h, w, tile, overlap, model.scale)
+    return await tiled(model, image.pixels, image.maxval, plan, is_disconnected=is_disconnected)
 
 
 @dataclass

@@ -144,3 +144,30 @@ def metric_value(text: str, name: str) -> float:
         if line.startswith(name + "{") or line.startswith(name + " "):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def write_box_degrader(models_dir: Path, name: str = "box-x4", scale: int = 4, z_dim: int = 8) -> Path:
+    """An exact stand-in for the learned degradation model: (image, noise) -> box downscale + 0.1 * mean(noise),
+    so the output is predictable and still depends on the seed's noise vector."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    nodes = [
+        helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[scale, scale], strides=[scale, scale]),
+        helper.make_node("ReduceMean", ["noise"], ["zmean"], axes=[1], keepdims=1),
+        helper.make_node("Reshape", ["zmean", "shape"], ["z4"]),
+        helper.make_node("Mul", ["z4", "gain"], ["offset"]),
+        helper.make_node("Add", ["pooled", "offset"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"]),
+         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["N", z_dim])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "h", "w"])],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 1, 1]),
+                     helper.make_tensor("gain", TensorProto.FLOAT, [], [0.1])],
+    )
+    path = save_with_card(graph, models_dir, name, scale)
+    card = json.loads((models_dir / f"{name}.json").read_text())
+    card["task"] = "degradation"
+    card["inputs"] = [{"name": "image", "shape": ["N", 3, "H", "W"]}, {"name": "noise", "shape": ["N", z_dim]}]
+    (models_dir / f"{name}.json").write_text(json.dumps(card))
+    return path

@@ -130,3 +130,26 @@ def test_model_failure_fails_the_batch_and_the_worker_goes_on():
         return out
 
     assert np.all(run(main())[0] == 2)
+
+
+def test_multi_input_tiles_are_stacked_per_input_and_grouped_by_all_shapes():
+    """Tiles may be tuples (one array per model input): each input is stacked apart, and only tiles whose
+    every input has the same shape share a batch."""
+    calls = []
+
+    def model(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        calls.append((image.shape, noise.shape))
+        return image + noise[:, :1, None, None]
+
+    async def main():
+        b = Batcher("m", model, max_batch=8, max_wait_ms=20, max_queue=10)
+        b.start()
+        a = b.submit([(np.zeros((3, 4, 4), np.float32), np.full(2, v, np.float32)) for v in (1, 2)])
+        c = b.submit([(np.zeros((3, 4, 4), np.float32), np.full(3, 5, np.float32))])  # other noise size
+        outs = await asyncio.gather(*a, *c)
+        await b.stop()
+        return outs
+
+    outs = run(main())
+    assert [float(o.mean()) for o in outs] == [1.0, 2.0, 5.0]
+    assert sorted(calls) == [((1, 3, 4, 4), (1, 3)), ((2, 3, 4, 4), (2, 2))]

@@ -26,6 +26,7 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
         data=args.data, run_dir=args.run, scale=args.scale, net=_net_overrides(args), hr_patch=args.patch,
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
+        degradation=args.degradation, degradation_preset=args.degradation_preset, h2l_model=args.h2l_model, init=args.init,
         command="python -m training " + shlex.join(args.argv),
     )
     train(cfg, progress=not args.no_progress)
@@ -90,6 +91,12 @@ def cmd_export_fp16(args: argparse.Namespace) -> None:
     print(json.dumps(card["fp16_parity"], indent=2))
 
 
+def cmd_evaluate_degradation(args: argparse.Namespace) -> None:
+    from training.evaluate_degradation import evaluate_h2l, format_table
+
+    print(format_table(evaluate_h2l(args.model, args.hr, args.lr_data, args.holdout, args.seed)))
+
+
 def cmd_models_table(args: argparse.Namespace) -> None:
     from training.evaluate import models_table
 
@@ -99,7 +106,7 @@ def cmd_models_table(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_run
 
-    card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes)
+    card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes, description=args.description)
     print(json.dumps(card["metrics"], indent=2))
 
 
@@ -129,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--ckpt-every", type=int, default=d["ckpt_every"])
     t.add_argument("--log-every", type=int, default=d["log_every"])
     t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads (0: torch's default)")
+    t.add_argument("--degradation", choices=("bicubic", "pipeline", "learned", "mixed"), default=d["degradation"],
+                   help="how LR is made from HR: bicubic, the classical pipeline, a learned High-to-Low net, or both (mixed)")
+    t.add_argument("--degradation-preset", choices=("light", "medium", "heavy"), default=d["degradation_preset"])
+    t.add_argument("--h2l-model", default="", help="NAME.onnx of an exported High-to-Low generator (learned/mixed)")
+    t.add_argument("--init", default="", help="start from the EMA weights of this checkpoint (fine-tuning)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train_sr)
 
@@ -186,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--out", default="models")
     x.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
     x.add_argument("--notes", default="")
+    x.add_argument("--description", default="", help="the card's description (default: one written from the run's config)")
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv
@@ -193,6 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("model", help="path to NAME.onnx (float32, with its card)")
     f.add_argument("--bench", nargs="+", default=DEFAULT_BENCH[:1])
     f.set_defaults(func=cmd_export_fp16)
+
+    v = sub.add_parser("evaluate-degradation", help="distance of bicubic / pipeline / learned LR to held-out real low-quality photos")
+    v.add_argument("model", help="path to an exported High-to-Low NAME.onnx")
+    v.add_argument("--hr", nargs="+", default=DEFAULT_BENCH, help="HR folders to degrade")
+    v.add_argument("--lr-data", nargs="+", default=DEFAULT_REAL_LR, help="the real LR folders the model was trained against")
+    v.add_argument("--holdout", type=int, default=200, help="real images held out of training (as in the run's config)")
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=cmd_evaluate_degradation)
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")

@@ -27,6 +27,12 @@ class TrainConfig:
     log_every: int = 50
     threads: int = 0  # torch intra-op threads; 0 = torch default
     command: str = ""
+    # How training LR is made from HR: bicubic | pipeline (the classical degradation pipeline) |
+    # learned (the High-to-Low net given by h2l_model) | mixed (pipeline or learned, half each).
+    degradation: str = "bicubic"
+    degradation_preset: str = "medium"
+    h2l_model: str = ""  # NAME.onnx of an exported High-to-Low generator
+    init: str = ""  # start from the EMA weights of this checkpoint (fine-tuning)
 
 
 @dataclass

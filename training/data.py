@@ -2,12 +2,13 @@
 
 Images are decoded once into memory (uint8 HWC RGB). Each batch draws HR patches uniformly over all
 patch positions of all images (so images are weighted by area), applies a random flip / 90-degree
-rotation, and makes LR on the fly by an antialiased bicubic downscale (Pillow, as MATLAB's imresize).
+rotation, and makes LR on the fly: by default an antialiased bicubic downscale (Pillow, as MATLAB's
+imresize); for real-world models the degradation pipeline and/or a learned High-to-Low generator.
 Everything random comes from one numpy Generator whose state the checkpoint keeps.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,60 @@ def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.rot90(patch, k=int(rng.integers(4)))
 
 
+LRMaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+def bicubic_lr(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+    return downscale(hr, scale)
+
+
+def pipeline_lr(preset: str = "medium") -> LRMaker:
+    from app.degradation import PRESETS, degrade
+
+    params = PRESETS[preset]
+    return lambda hr, scale, rng: degrade(hr, scale, rng, params)
+
+
+def learned_lr(h2l_model: str | Path) -> LRMaker:
+    """LR from an exported High-to-Low generator (ONNX: image + noise -> image), noise drawn from rng."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(h2l_model), opts, providers=["CPUExecutionProvider"])
+    z_dim = sess.get_inputs()[1].shape[1]
+
+    def make(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+        z = rng.standard_normal((1, z_dim)).astype(np.float32)
+        out = sess.run(None, {"image": to_tensor_batch([hr]), "noise": z})[0][0]
+        return np.round(np.clip(out, 0, 1).transpose(1, 2, 0) * 255.0).astype(np.uint8)
+
+    return make
+
+
+def mixed_lr(makers: list[LRMaker]) -> LRMaker:
+    return lambda hr, scale, rng: makers[int(rng.integers(len(makers)))](hr, scale, rng)
+
+
+def lr_maker(kind: str, preset: str = "medium", h2l_model: str | Path = "") -> LRMaker:
+    """The LR source named in a training config."""
+    if kind in ("learned", "mixed") and not h2l_model:
+        raise ValueError(f"degradation '{kind}' needs an exported High-to-Low model (h2l_model)")
+    if kind == "bicubic":
+        return bicubic_lr
+    if kind == "pipeline":
+        return pipeline_lr(preset)
+    if kind == "learned":
+        return learned_lr(h2l_model)
+    if kind == "mixed":
+        return mixed_lr([pipeline_lr(preset), learned_lr(h2l_model)])
+    raise ValueError(f"unknown degradation '{kind}' (bicubic, pipeline, learned, mixed)")
+
+
 class PatchSampler:
     """Draws batches of (lr, hr) float32 NCHW arrays in [0,1] from images held in memory."""
 
-    def __init__(self, images: list[np.ndarray], hr_patch: int, scale: int, seed: int = 0) -> None:
+    def __init__(self, images: list[np.ndarray], hr_patch: int, scale: int, seed: int = 0, make_lr: LRMaker = bicubic_lr) -> None:
         if hr_patch % scale:
             raise ValueError(f"hr_patch {hr_patch} is not a multiple of scale {scale}")
         self.images = [im for im in images if min(im.shape[:2]) >= hr_patch]
@@ -73,6 +124,7 @@ class PatchSampler:
         positions = np.array([(im.shape[0] - hr_patch + 1) * (im.shape[1] - hr_patch + 1) for im in self.images], float)
         self.weights = positions / positions.sum()
         self.rng = np.random.default_rng(seed)
+        self.make_lr = make_lr
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         p, s = self.hr_patch, self.scale
@@ -83,7 +135,7 @@ class PatchSampler:
             x = int(self.rng.integers(im.shape[1] - p + 1))
             hr = np.ascontiguousarray(augment(im[y : y + p, x : x + p], self.rng))
             hrs.append(hr)
-            lrs.append(bicubic_resize(hr, (p // s, p // s)))
+            lrs.append(self.make_lr(hr, s, self.rng))
         return to_tensor_batch(lrs), to_tensor_batch(hrs)
 
 

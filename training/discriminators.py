@@ -1,4 +1,8 @@
-"""Discriminators for the GAN trainers, all with spectral norm (Miyato et al. 2018).
+"""Discriminators for the GAN trainers, with spectral norm (Miyato et al. 2018) on every hidden layer.
+
+The first and the last layer are left unnormalised, as in Real-ESRGAN's U-Net discriminator: with every
+layer normalised, the discriminators here stayed at chance for hundreds of steps (measured on both
+the SR and the High-to-Low task), which short CPU runs cannot afford.
 
 Every discriminator returns ``(outputs, features)``: ``outputs`` is a list of logit tensors (one for a
 patch discriminator; a global and a per-pixel one for the U-Net), ``features`` the intermediate
@@ -12,8 +16,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
-def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Module:
-    return spectral_norm(nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2 if stride == 1 else 1))
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, sn: bool = True) -> nn.Module:
+    conv = nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2 if stride == 1 else 1)
+    return spectral_norm(conv) if sn else conv
 
 
 class PatchDiscriminator(nn.Module):
@@ -24,10 +29,10 @@ class PatchDiscriminator(nn.Module):
         stages, cin = [], 3
         for i in range(downsamples):
             cout = channels * 2**i
-            stages.append(nn.Sequential(_conv(cin, cout), nn.LeakyReLU(0.2), _conv(cout, cout, 4, 2), nn.LeakyReLU(0.2)))
+            stages.append(nn.Sequential(_conv(cin, cout, sn=i > 0), nn.LeakyReLU(0.2), _conv(cout, cout, 4, 2), nn.LeakyReLU(0.2)))
             cin = cout
         self.stages = nn.ModuleList(stages)
-        self.head = nn.Sequential(_conv(cin, cin), nn.LeakyReLU(0.2), _conv(cin, 1))
+        self.head = nn.Sequential(_conv(cin, cin), nn.LeakyReLU(0.2), _conv(cin, 1, sn=False))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         feats = []
@@ -43,18 +48,18 @@ class UNetDiscriminator(nn.Module):
 
     def __init__(self, channels: int = 32, downsamples: int = 3) -> None:
         super().__init__()
-        self.head = nn.Sequential(_conv(3, channels), nn.LeakyReLU(0.2))
+        self.head = nn.Sequential(_conv(3, channels, sn=False), nn.LeakyReLU(0.2))
         self.down, widths = nn.ModuleList(), [channels]
         for i in range(downsamples):
             cin, cout = channels * 2**i, channels * 2 ** (i + 1)
             self.down.append(nn.Sequential(_conv(cin, cout, 4, 2), nn.LeakyReLU(0.2), _conv(cout, cout), nn.LeakyReLU(0.2)))
             widths.append(cout)
-        self.global_head = spectral_norm(nn.Linear(widths[-1], 1))
+        self.global_head = nn.Linear(widths[-1], 1)
         self.up = nn.ModuleList()
         for i in reversed(range(downsamples)):
             cin, cout = widths[i + 1] + widths[i], widths[i]
             self.up.append(nn.Sequential(_conv(cin, cout), nn.LeakyReLU(0.2)))
-        self.pixel_head = _conv(channels, 1)
+        self.pixel_head = _conv(channels, 1, sn=False)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         skips = [self.head(x)]

@@ -43,14 +43,18 @@ def evaluate(upscale, bench_dirs: list[str], scale: int) -> dict:
             lr = data.downscale(hr, scale)
             sr = upscale(lr)
             bic = data.bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
+            hr_grad = metrics.gradient_energy(hr, scale)
             rows.append([
                 metrics.psnr_y(sr, hr, scale), metrics.ssim_y(sr, hr, scale),
                 metrics.psnr_y(bic, hr, scale), metrics.ssim_y(bic, hr, scale),
+                metrics.gradient_energy(sr, scale) / hr_grad, metrics.gradient_energy(bic, scale) / hr_grad,
             ])
         m = np.mean(rows, axis=0)
         results[Path(d).name] = {
             "images": len(rows), "psnr_y": round(float(m[0]), 3), "ssim_y": round(float(m[1]), 4),
             "bicubic_psnr_y": round(float(m[2]), 3), "bicubic_ssim_y": round(float(m[3]), 4),
+            # mean gradient magnitude relative to HR's (1.0 = as much high-frequency energy as the original)
+            "grad_ratio": round(float(m[4]), 4), "bicubic_grad_ratio": round(float(m[5]), 4),
         }
     return results
 
@@ -61,10 +65,12 @@ def evaluate_onnx(model_path: str | Path, bench_dirs: list[str], scale: int | No
 
 
 def format_table(results: dict) -> str:
-    lines = ["| set | images | Y-PSNR | SSIM | bicubic Y-PSNR | bicubic SSIM |", "|---|---|---|---|---|---|"]
+    lines = ["| set | images | Y-PSNR | SSIM | gradient energy / HR | bicubic Y-PSNR | bicubic SSIM | bicubic gradient energy / HR |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['images']} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['bicubic_psnr_y']:.2f} | {r['bicubic_ssim_y']:.4f} |"
+            f"| {name} | {r['images']} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | {r['grad_ratio']:.3f} | {r['bicubic_psnr_y']:.2f} | "
+            f"{r['bicubic_ssim_y']:.4f} | {r['bicubic_grad_ratio']:.3f} |"
         )
     return "\n".join(lines)
 

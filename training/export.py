@@ -28,16 +28,31 @@ class Clamped(torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image).clamp(0.0, 1.0)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*inputs).clamp(0.0, 1.0)
+
+
+def _is_h2l(net: torch.nn.Module) -> bool:
+    return isinstance(net, nets.H2LGenerator)
+
+
+def _example_inputs(net: torch.nn.Module, shape: tuple[int, ...], gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Named inputs of the exported graph: ``image`` and, for the High-to-Low generator, ``noise``."""
+    inputs = {"image": torch.rand(*shape, generator=gen)}
+    if _is_h2l(net):
+        inputs["noise"] = torch.randn(shape[0], net.config.z_dim, generator=gen)
+    return inputs
 
 
 def export_onnx(net: torch.nn.Module, path: Path) -> None:
     wrapped = Clamped(net).eval()
+    inputs = _example_inputs(net, (1, 3, 32, 32))
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}}
+    if "noise" in inputs:
+        axes["noise"] = {0: "batch"}
     torch.onnx.export(
-        wrapped, (torch.rand(1, 3, 32, 32),), str(path), input_names=["image"], output_names=["output"],
-        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-        opset_version=OPSET, dynamo=False,
+        wrapped, tuple(inputs.values()), str(path), input_names=list(inputs), output_names=["output"],
+        dynamic_axes=axes, opset_version=OPSET, dynamo=False,
     )
 
 
@@ -48,11 +63,14 @@ def check_parity(net: torch.nn.Module, path: Path, shapes=PARITY_SHAPES, atol: f
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
+    if _is_h2l(net):  # its input sides must be multiples of the scale
+        s = net.config.scale
+        shapes = [(n, c, h - h % s + s, w - w % s + s) for n, c, h, w in shapes]
     for shape in shapes:
-        x = torch.rand(*shape, generator=gen)
+        inputs = _example_inputs(net, shape, gen)
         with torch.no_grad():
-            ref = Clamped(net).eval()(x).numpy()
-        got = sess.run(None, {"image": x.numpy()})[0]
+            ref = Clamped(net).eval()(*inputs.values()).numpy()
+        got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
         if got.shape != ref.shape:
             raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} for input {shape}")
         worst = max(worst, float(np.abs(got - ref).max()))
@@ -82,7 +100,38 @@ def write_metadata(path: Path, card: dict) -> None:
     onnx.save(model, str(path))
 
 
-def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "") -> dict:
+# Run-bookkeeping fields of a training config that do not describe how the model was trained.
+_NOT_TRAINING = {"run_dir", "command", "threads", "val_every", "ckpt_every", "log_every", "val_crop"}
+
+
+def training_summary(ck: dict) -> dict:
+    """The card's ``training`` section: the command, every setting that shaped the model, steps, time, device."""
+    tc = ck["train_config"]
+    return {
+        "command": tc["command"],
+        **{k: v for k, v in tc.items() if k not in _NOT_TRAINING and v not in ("", None, {})},
+        "steps": ck["step"],
+        "wall_time_s": round(ck.get("elapsed", 0.0)),
+        "device": ck.get("device", "not recorded"),
+    }
+
+
+def default_description(arch: str, tc: dict, scale: int) -> str:
+    if arch == "h2l":
+        return (f"Learned High-to-Low degradation x{scale} (Bulat et al. 2018): HR photo + noise vector -> a "
+                "low-resolution image degraded like real web photos (trained unpaired against real low-quality photos).")
+    if "disc" in tc:
+        return (f"SRResNet x{scale} fine-tuned adversarially ({tc['disc']} discriminator, {tc['gan_loss']} loss, "
+                "feature matching, TV): sharper, photo-realistic texture at some PSNR cost.")
+    if tc.get("degradation", "bicubic") != "bicubic":
+        return (f"SRResNet x{scale} trained on realistic LR ({tc['degradation']}: classical degradation pipeline "
+                "and/or learned High-to-Low net). Best for real photos: JPEG, noise, blur.")
+    return (f"PSNR-oriented SRResNet x{scale} (L1 on bicubic-downscaled LR). Best for clean, "
+            "bicubic-like inputs; soft on heavily compressed or noisy photos.")
+
+
+def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "",
+               description: str = "") -> dict:
     from training.evaluate import evaluate_onnx
 
     run, out_dir = Path(run), Path(out_dir)
@@ -94,38 +143,37 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
     export_onnx(net, onnx_path)
     parity = check_parity(net, onnx_path)
     scale = net.config.scale
+    image = {"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "range": [0, 1], "color": "RGB"}
+    if _is_h2l(net):
+        task, out_shape = "degradation", ["N", 3, f"H/{scale}", f"W/{scale}"]
+        inputs = [{**image, "note": f"H and W multiples of {scale}"},
+                  {"name": "noise", "dtype": "float32", "shape": ["N", net.config.z_dim], "distribution": "standard normal"}]
+    else:
+        task, out_shape, inputs = "super-resolution", ["N", 3, f"{scale}H", f"{scale}W"], [image]
     card = {
         "name": name,
-        "task": "super-resolution",
+        "task": task,
         "scale": scale,
-        "description": f"PSNR-oriented SRResNet x{scale} (L1 on bicubic-downscaled LR). Best for clean, "
-        "bicubic-like inputs; soft on heavily compressed or noisy photos.",
+        "description": description or default_description(ck["arch"], tc, scale),
         "arch": ck["arch"],
         "net_config": ck["net_config"],
         "params": nets.count_params(net),
         "flops_per_input_pixel": nets.flops_per_input_pixel(net),
-        "inputs": [{"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "range": [0, 1], "color": "RGB"}],
-        "outputs": [{"name": "output", "dtype": "float32", "shape": ["N", 3, f"{scale}H", f"{scale}W"], "range": [0, 1], "color": "RGB"}],
-        "training": {
-            "command": tc["command"],
-            "data": tc["data"],
-            "steps": ck["step"],
-            "batch": tc["batch"],
-            "hr_patch": tc["hr_patch"],
-            "loss": tc["loss"],
-            "lr": tc["lr"],
-            "ema": tc["ema"],
-            "seed": tc["seed"],
-            "wall_time_s": round(ck.get("elapsed", 0.0)),
-            "device": ck.get("device", "not recorded"),
-        },
+        "inputs": inputs,
+        "outputs": [{"name": "output", "dtype": "float32", "shape": out_shape, "range": [0, 1], "color": "RGB"}],
+        "training": training_summary(ck),
         "metrics": {},
         "parity_max_abs_diff": parity,
         "onnx": {"file": onnx_path.name, "opset": OPSET},
         "created": dt.date.today().isoformat(),
         "notes": notes,
     }
-    card["metrics"] = evaluate_onnx(onnx_path, bench, scale)
+    if task == "degradation":
+        from training.evaluate_degradation import evaluate_h2l
+
+        card["metrics"] = evaluate_h2l(onnx_path, bench, tc["lr_data"], tc["holdout"], tc["seed"])
+    else:
+        card["metrics"] = evaluate_onnx(onnx_path, bench, scale)
     write_metadata(onnx_path, card)
     card["onnx"]["sha256"] = sha256_file(onnx_path)
     card["onnx"]["bytes"] = onnx_path.stat().st_size

@@ -121,7 +121,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     paths = data.list_images(cfg.data)
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
     log.info("data: %d images (%d train, %d held out for validation) from %s", len(paths), len(train_paths), len(val_paths), cfg.data)
-    sampler = data.PatchSampler(data.load_images(train_paths, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed)
+    make_lr = data.lr_maker(cfg.degradation, cfg.degradation_preset, cfg.h2l_model)
+    sampler = data.PatchSampler(data.load_images(train_paths, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed, make_lr=make_lr)
+    log.info("training LR: %s", cfg.degradation if cfg.degradation == "bicubic" else
+             f"{cfg.degradation} (preset {cfg.degradation_preset}, learned model {cfg.h2l_model or '-'})")
     if sampler.skipped:
         log.info("skipped %d images smaller than the %dpx patch", sampler.skipped, cfg.hr_patch)
     val_hr = [center_crop(im, cfg.val_crop, cfg.scale) for im in data.load_images(val_paths, progress=False)]
@@ -133,6 +136,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     step, elapsed = 0, 0.0
     ckpt_path = run_dir / "ckpt.pt"
+    if cfg.init and not (resume and ckpt_path.exists()):
+        init_net, init_ck = load_ema(cfg.init)
+        if init_ck["arch"] != cfg.arch or init_ck["net_config"] != nets.config_dict(net):
+            raise ValueError(f"{cfg.init} holds {init_ck['arch']} {init_ck['net_config']}, not {cfg.arch} {nets.config_dict(net)}")
+        net.load_state_dict(init_net.state_dict())
+        ema.load_state_dict(init_net.state_dict())
+        log.info("starting from the EMA weights of %s (step %d)", cfg.init, init_ck["step"])
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         net.load_state_dict(ck["net"])

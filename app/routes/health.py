@@ -15,7 +15,7 @@ async def healthz() -> dict:
 async def readyz(request: Request) -> JSONResponse:
     registry, state = request.app.state.registry, request.app.state
     models = {name: m.session.provider for name, m in registry.models.items()}
-    dead = [name for name, m in registry.models.items() if registry.ready and not m.batcher.alive]
+    dead = [m.name for m in registry.workers if registry.ready and not m.batcher.alive]
     body = {"models": models, "failed": {**registry.failed, **{n: "batch worker stopped" for n in dead}}}
     if state.draining:
         return JSONResponse({"status": "draining", **body}, 503, headers={"Retry-After": "5"})

@@ -1,0 +1,87 @@
+"""Degrade one image: decode -> (classical pipeline | learned model, tiled through its batcher) -> encode.
+
+- ``pipeline``: app/degradation.py with a strength preset; one whole image per job, through the
+  ``degrade-pipeline`` worker (a batcher of size 1: bounded queue, 503 when full, its own thread).
+- ``learned``: the High-to-Low model (task ``degradation``), tiles planned on the output grid, each tile
+  given the request's noise vector. For a scale below the model's, the input is first enlarged (bicubic)
+  by model scale / scale, so the degradation is learned-model-like at the output size.
+The seed fixes every random choice (pipeline draws, noise vector): same seed + same input = same bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+from PIL import Image
+
+from app import degradation, errors, imaging
+from app.config import Settings
+from app.registry import Model
+from app.tiling import TilePlan
+from app.upscaler import Result, tiled
+
+STRENGTHS = tuple(degradation.PRESETS)
+SEED_PARAMS = 3  # seed, scale, preset index: what one pipeline job carries besides its pixels
+
+
+def pipeline_runner(presets: dict[str, degradation.Pipeline]) -> Callable[[np.ndarray, np.ndarray], list[np.ndarray]]:
+    """The pipeline worker's batch function (batches of one): [1,H,W,3] uint8 + [1,3] int64 -> [LR]."""
+
+    def run(pixels: np.ndarray, params: np.ndarray) -> list[np.ndarray]:
+        seed, scale, preset = (int(v) for v in params[0])
+        return [degradation.degrade(pixels[0], scale, np.random.default_rng(seed), presets[STRENGTHS[preset]])]
+
+    return run
+
+
+def _to_uint8(image: imaging.Decoded) -> np.ndarray:
+    if image.pixels.dtype == np.uint16:
+        return np.round(image.pixels.astype(np.float32) / 257.0).astype(np.uint8)
+    return image.pixels
+
+
+async def run(
+    method: str, model: Model, data: bytes, scale: int, seed: int, strength: str, fmt: str | None, quality: int,
+    settings: Settings, is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+) -> Result:
+    """``model`` is the pipeline worker for method=pipeline, else the learned degradation model."""
+    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels)
+    w, h = image.size
+    out_size = (w // scale, h // scale)
+    if min(out_size) < 1:
+        raise errors.unprocessable(f"a {w}x{h} image is too small to degrade by {scale}: the output would be empty")
+    fmt = image.output_format(fmt, out_size)
+    pixels = _to_uint8(image)
+    if method == "pipeline":
+        params = np.array([seed, scale, STRENGTHS.index(strength)], np.int64)
+        [future] = model.batcher.submit([(pixels, params)])
+        out = await future
+    else:
+        out = await learned(model, pixels, scale, seed, settings, is_disconnected)
+    out = out[: out_size[1], : out_size[0]]
+    alpha = None if image.alpha is None else await asyncio.to_thread(imaging.resize_alpha, image.alpha, out_size)
+    body, media_type = await asyncio.to_thread(imaging.encode, out, alpha, image.gray, fmt, quality)
+    return Result(body, media_type, (w, h), out_size, image.frames)
+
+
+async def learned(
+    model: Model, pixels: np.ndarray, scale: int, seed: int, settings: Settings,
+    is_disconnected: Callable[[], Awaitable[bool]] | None,
+) -> np.ndarray:
+    s = model.scale
+    h, w = pixels.shape[:2]
+    out_w, out_h = w // scale, h // scale
+    if scale != s:  # enlarge so that the model's x{s} reduction lands on the asked size
+        big = (out_w * s, out_h * s)
+        if big[0] * big[1] > settings.max_output_pixels:
+            raise errors.too_large(f"degrading by {scale} with the x{s} model needs a {big[0]}x{big[1]} intermediate; "
+                                   f"the limit is {settings.max_output_pixels} pixels (GAN_MAX_OUTPUT_PIXELS)")
+        pixels = await asyncio.to_thread(lambda: np.asarray(Image.fromarray(pixels).resize(big, Image.Resampling.BICUBIC)))
+    else:
+        pixels = pixels[: out_h * s, : out_w * s]
+    tile = max(8, settings.tile_size // s)
+    plan = TilePlan(out_h, out_w, tile, min(settings.tile_overlap // s, (tile - 1) // 2), 1)
+    z_dim = int(model.card["inputs"][1]["shape"][1])
+    noise = np.random.default_rng(seed).standard_normal(z_dim).astype(np.float32)
+    return await tiled(model, pixels, 255, plan, in_scale=s, extra=(noise,), is_disconnected=is_disconnected)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+
+from app import degrader, errors
+from app.routes.image_request import handle, image_body
+
+router = APIRouter(tags=["degrade"])
+
+
+class DegradeOptions(BaseModel):
+    scale: int = Field(4, description="1, 2 or 4: the output is 1/scale of the input on each side")
+    method: Literal["pipeline", "learned"] = Field(
+        "pipeline", description="pipeline: the classical blur/resize/noise/JPEG pipeline; learned: the High-to-Low GAN")
+    seed: int = Field(default_factory=lambda: secrets.randbelow(2**31), ge=0, lt=2**63,
+                      description="same seed + same image = same bytes; random when absent (the X-Seed header says which)")
+    strength: Literal["light", "medium", "heavy"] | None = Field(
+        None, description="pipeline only: parameter preset (default medium, the real-world SR literature's ranges)")
+    format: Literal["png", "jpeg", "webp"] | None = Field(None, description="output format; default: the input's family")
+    quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality of the response")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: int) -> int:
+        if v not in (1, 2, 4):
+            raise ValueError("scale must be 1, 2 or 4")
+        return v
+
+
+def _pick(registry, o: DegradeOptions):
+    if o.method == "learned":
+        if o.strength is not None:
+            raise errors.unprocessable("strength applies to method=pipeline; the learned model has the strength it learned")
+        return registry.degrader(o.scale)
+    return registry.pipeline
+
+
+@router.post(
+    "/degrade", summary="Degrade an image as a real low-quality photo would be (for training data or testing)",
+    openapi_extra=image_body("the degraded image", {k: "string" for k in ("scale", "method", "seed", "strength", "format", "quality")}),
+)
+async def degrade(
+    request: Request,
+    scale: str | None = Query(None, description="1, 2 or 4 (default 4)"),
+    method: str | None = Query(None, description="pipeline (default) or learned"),
+    seed: str | None = Query(None, description="integer >= 0; random when absent (the X-Seed header says which)"),
+    strength: str | None = Query(None, description="light, medium (default) or heavy; pipeline only"),
+    format: str | None = Query(None, description="png, jpeg or webp"),
+    quality: str | None = Query(None, description="1-100, JPEG/WebP"),
+) -> Response:
+    settings, registry = request.app.state.settings, request.app.state.registry
+    query = {"scale": scale, "method": method, "seed": seed, "strength": strength, "format": format, "quality": quality}
+    return await handle(
+        request, "/degrade", query, DegradeOptions, pick=lambda o: _pick(registry, o),
+        work=lambda o, m, data: degrader.run(o.method, m, data, o.scale, o.seed, o.strength or "medium", o.format,
+                                             o.quality, settings, request.is_disconnected),
+        headers=lambda o, m: {"X-Model": m.name, "X-Method": o.method, "X-Scale": str(o.scale), "X-Seed": str(o.seed)},
+    )

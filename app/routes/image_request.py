@@ -1,0 +1,77 @@
+"""What every image-in, image-out route does around its own work: options from the query string or the
+multipart form, admission to the model's queue (503), the body read under its limit, the deadline (504),
+errors that leave the client able to read them, and the 499 when the client goes away."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from app import errors, upload, upscaler
+from app.registry import Model
+from app.upscaler import Result
+
+log = logging.getLogger("app")
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def parse_options(cls: type[Options], query: dict[str, str | None], form: dict[str, str]) -> Options:
+    """Options from form fields and the query string (the query wins), validated into ``cls`` (422)."""
+    raw = {**{k: v for k, v in form.items() if k in cls.model_fields}, **{k: v for k, v in query.items() if v is not None}}
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise errors.unprocessable(msg) from None
+
+
+def image_body(description: str, fields: dict[str, str]) -> dict:
+    """OpenAPI for a body that is either multipart (field ``image`` + option fields) or the raw image."""
+    props = {"image": {"type": "string", "format": "binary"}, **{k: {"type": t} for k, t in fields.items()}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": props}},
+                "image/*": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        "responses": {200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": description}},
+    }
+
+
+async def handle(
+    request: Request, route: str, query: dict[str, str | None], cls: type[Options],
+    pick: Callable[[Options], Model], work: Callable[[Options, Model, bytes], Awaitable[Result]],
+    headers: Callable[[Options, Model], dict[str, str]],
+) -> Response:
+    t0 = time.perf_counter()
+    settings = request.app.state.settings
+    try:
+        data, form = None, {}
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            data, form = await upload.read_image(request, settings.max_body_bytes)  # options may be form fields
+        opts = parse_options(cls, query, form)
+        model = pick(opts)
+        async with upscaler.admitted(model, settings):  # 503 before reading or decoding when the model is saturated
+            if data is None:
+                data = await upload.read_body(request, settings.max_body_bytes)
+            result = await work(opts, model, data)
+    except errors.ApiError:
+        await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
+        raise
+    except upscaler.ClientGone:
+        log.info("client went away during %s; its remaining tiles were dropped", route)
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
+    out = {
+        **headers(opts, model), "X-Input-Size": "{}x{}".format(*result.in_size), "X-Output-Size": "{}x{}".format(*result.out_size),
+        "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
+    }
+    if result.frames > 1:
+        out["X-Frames-Used"] = f"1 of {result.frames}"
+    return Response(result.body, media_type=result.media_type, headers=out)

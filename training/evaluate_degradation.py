@@ -1,0 +1,66 @@
+"""Does a degradation look like real low-quality photos? Compare bicubic, the classical pipeline and a
+learned High-to-Low model against held-out real photos by degradation statistics (training/degradation_stats.py).
+
+Real side: 32x32 patches (two per image, on the 8x8 JPEG grid) of the real LR photos held out of H2L
+training (the same deterministic split the trainer used). Generated side: 128x128 HR patches (three per
+image) of the given HR folders, each degraded to 32x32 by every method. Lower distances = closer to real.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training import data
+from training import degradation_stats as dstats
+
+LR_PATCH = 32
+
+
+def real_patches(lr_data: list[str], holdout: int, seed: int) -> list[np.ndarray]:
+    from training.train_sr import split_holdout
+
+    _, held = split_holdout(data.list_images(lr_data), holdout, seed)
+    rng = np.random.default_rng(seed)
+    return [c for p in held for c in dstats.aligned_crops(data.load_rgb(p), LR_PATCH, 2, rng)]
+
+
+def hr_patches(hr_dirs: list[str], scale: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [c for p in data.list_images(hr_dirs) for c in dstats.aligned_crops(data.load_rgb(p), LR_PATCH * scale, 3, rng)]
+
+
+def evaluate_h2l(model: str | Path, hr_dirs: list[str], lr_data: list[str], holdout: int, seed: int = 0) -> dict:
+    scale = int(_session_scale(model))
+    real = np.array([dstats.features(p) for p in real_patches(lr_data, holdout, seed)])
+    hr = hr_patches(hr_dirs, scale, seed)
+    makers = {
+        "bicubic": data.bicubic_lr,
+        "pipeline": data.pipeline_lr("medium"),
+        "learned": data.learned_lr(model),
+    }
+    out = {"real_patches": len(real), "generated_patches": len(hr), "real_median": {
+        name: round(float(v), 4) for name, v in zip(dstats.FEATURES, np.median(real, axis=0))}}
+    for name, make in makers.items():
+        rng = np.random.default_rng(seed)
+        feats = np.array([dstats.features(make(p, scale, rng)) for p in hr])
+        out[name] = dstats.compare(real, feats)
+    return out
+
+
+def _session_scale(model: str | Path) -> str:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map.get("scale", "4")
+
+
+def format_table(result: dict) -> str:
+    lines = ["| LR made by | Frechet to real (lower is better) | W1 noise | W1 gradient | W1 detail | W1 blockiness | median noise / blockiness |",
+             "|---|---|---|---|---|---|---|"]
+    for name in ("bicubic", "pipeline", "learned"):
+        r = result[name]
+        lines.append(f"| {name} | {r['frechet']:.3f} | {r['w1_noise']:.3f} | {r['w1_gradient']:.3f} | {r['w1_detail']:.3f} | "
+                     f"{r['w1_blockiness']:.3f} | {r['median_noise']:.2f} / {r['median_blockiness']:.3f} |")
+    m = result["real_median"]
+    lines.append(f"| (real photos) | 0 | 0 | 0 | 0 | 0 | {m['noise']:.2f} / {m['blockiness']:.3f} |")
+    return "\n".join(lines)

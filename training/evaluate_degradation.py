@@ -30,10 +30,14 @@ def hr_patches(hr_dirs: list[str], scale: int, seed: int) -> list[np.ndarray]:
     return [c for p in data.list_images(hr_dirs) for c in dstats.aligned_crops(data.load_rgb(p), LR_PATCH * scale, 3, rng)]
 
 
-def evaluate_h2l(model: str | Path, hr_dirs: list[str], lr_data: list[str], holdout: int, seed: int = 0) -> dict:
-    scale = int(_session_scale(model))
+def evaluate_h2l(model: str | Path, hr_dirs: list[str], lr_data: list[str], holdout: int, seed: int = 0,
+                 scale: int | None = None) -> dict:
+    scale = scale or int(_session_scale(model))
     real = np.array([dstats.features(p) for p in real_patches(lr_data, holdout, seed)])
     hr = hr_patches(hr_dirs, scale, seed)
+    if not hr or len(real) < 2:
+        raise ValueError(f"need HR images of at least {LR_PATCH * scale}px in {hr_dirs} and real LR images of at least "
+                         f"{LR_PATCH}px held out of {lr_data}")
     makers = {
         "bicubic": data.bicubic_lr,
         "pipeline": data.pipeline_lr("medium"),
@@ -51,7 +55,7 @@ def evaluate_h2l(model: str | Path, hr_dirs: list[str], lr_data: list[str], hold
 def _session_scale(model: str | Path) -> str:
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map.get("scale", "4")
+    return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map["scale"]
 
 
 def format_table(result: dict) -> str:

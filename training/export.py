@@ -171,7 +171,7 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
     if task == "degradation":
         from training.evaluate_degradation import evaluate_h2l
 
-        card["metrics"] = evaluate_h2l(onnx_path, bench, tc["lr_data"], tc["holdout"], tc["seed"])
+        card["metrics"] = evaluate_h2l(onnx_path, bench, tc["lr_data"], tc["holdout"], tc["seed"], scale)
     else:
         card["metrics"] = evaluate_onnx(onnx_path, bench, scale)
     write_metadata(onnx_path, card)

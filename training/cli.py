@@ -97,6 +97,26 @@ def cmd_evaluate_degradation(args: argparse.Namespace) -> None:
     print(format_table(evaluate_h2l(args.model, args.hr, args.lr_data, args.holdout, args.seed)))
 
 
+def cmd_fit_niqe(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from training import data, niqe
+
+    m = niqe.fit(data.load_images(data.list_images(args.data), progress=True))
+    np.savez(args.out, **m)
+    print(f"fitted on {int(m['patches'])} sharp patches -> {args.out}")
+
+
+def cmd_evaluate_real(args: argparse.Namespace) -> None:
+    from training.evaluate_real import comparison_sheet, evaluate_real, format_table, inputs
+
+    sets = inputs(args.inputs, args.heldout_from, args.holdout, args.count)
+    print(format_table(evaluate_real(args.models, sets)))
+    if args.sheet:
+        first = next(iter(sets.values()))
+        print("comparison sheet:", comparison_sheet(args.models, first[: args.sheet_rows], args.sheet))
+
+
 def cmd_models_table(args: argparse.Namespace) -> None:
     from training.evaluate import models_table
 
@@ -214,6 +234,21 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--holdout", type=int, default=200, help="real images held out of training (as in the run's config)")
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=cmd_evaluate_degradation)
+
+    q = sub.add_parser("fit-niqe", help="fit NIQE's pristine model on clean photos (writes training/niqe_pristine.npz)")
+    q.add_argument("--data", nargs="+", default=DEFAULT_DATA)
+    q.add_argument("--out", default=str(Path(__file__).with_name("niqe_pristine.npz")))
+    q.set_defaults(func=cmd_fit_niqe)
+
+    u = sub.add_parser("evaluate-real", help="NIQE of upscalers' outputs on real low-quality photos (no ground truth), and a comparison sheet")
+    u.add_argument("models", nargs="+", help="NAME.onnx upscalers (x4)")
+    u.add_argument("--inputs", nargs="+", default=["../shared/data/lowquality/RealSRSet"])
+    u.add_argument("--heldout-from", nargs="*", default=DEFAULT_REAL_LR, help="real LR folders the High-to-Low GAN trained on")
+    u.add_argument("--holdout", type=int, default=200, help="images it held out (its --holdout)")
+    u.add_argument("--count", type=int, default=30, help="how many of the held-out images to score")
+    u.add_argument("--sheet", default="", help="write a comparison sheet PNG here")
+    u.add_argument("--sheet-rows", type=int, default=6)
+    u.set_defaults(func=cmd_evaluate_real)
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")

@@ -81,8 +81,8 @@ class H2LTrainConfig:
     lr: float = 2e-4
     lr_d: float = 2e-4
     gan_loss: str = "hinge"
-    w_gan: float = 1.0
-    w_pix: float = 0.05  # L1 to the bicubic downscale of the HR input
+    w_gan: float = 0.1
+    w_pix: float = 1.0  # L1 between the low-pass of the output and of the bicubic downscale of the HR input
     disc_channels: int = 32
     ema: float = 0.999
     seed: int = 0

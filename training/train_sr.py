@@ -108,15 +108,58 @@ def setup_logging(run_dir: Path) -> None:
     log.addHandler(sh)
 
 
+def start_run(run_dir: Path, threads: int, seed: int) -> torch.device:
+    """Create the run directory and its log, set torch's threads and seed; the device to train on."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(run_dir)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return pick_device()
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
+    decay = min(decay, (1 + step) / (10 + step))  # EMA warm-up: early weights are not averaged in for long
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p, 1 - decay)
+
+
+class Meter:
+    """Running means of named losses between log lines, the step rate, and the training time so far
+    (validation excluded: call ``restart_clock`` after it)."""
+
+    def __init__(self, elapsed: float = 0.0) -> None:
+        self.elapsed, self.sums, self.n, self.t0 = elapsed, {}, 0, time.time()
+
+    def add(self, parts: dict[str, float]) -> None:
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def record(self, step: int) -> dict:
+        now = time.time()
+        self.elapsed += now - self.t0
+        rec = {"step": step, **{k: v / self.n for k, v in self.sums.items()}, "steps_per_s": self.n / (now - self.t0),
+               "elapsed_s": self.elapsed}
+        self.sums, self.n, self.t0 = {}, 0, now
+        return rec
+
+    def restart_clock(self) -> None:
+        self.t0 = time.time()
+
+
+def restore(ck: dict, **modules) -> None:
+    """Load each module / optimiser from the checkpoint entry of the same name, and torch's RNG."""
+    for key, m in modules.items():
+        m.load_state_dict(ck[key])
+    torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it; CUDA RNG is not restored
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
     """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would."""
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = pick_device()
+    device = start_run(run_dir, cfg.threads, cfg.seed)
 
     paths = data.list_images(cfg.data)
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
@@ -145,11 +188,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         log.info("starting from the EMA weights of %s (step %d)", cfg.init, init_ck["step"])
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
+        restore(ck, net=net, ema=ema, opt=opt)
         sampler.rng.bit_generator.state = ck["sampler_rng"]
-        torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it; CUDA RNG is not restored
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log.info("resumed from %s at step %d", ckpt_path, step)
         _truncate_stats(run_dir / "stats.jsonl", step)
@@ -183,10 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))  # EMA warm-up: early weights are not averaged in for long
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
+        ema_update(ema, net, step, cfg.ema)
         step += 1
         run_loss, run_n = run_loss + loss.item(), run_n + 1
         bar.update(1)

@@ -33,6 +33,13 @@ class Model:
     def task(self) -> str:
         return self.card["task"]
 
+    @property
+    def provider(self) -> str:
+        return self.session.provider if self.session else "CPU (numpy/OpenCV)"
+
+    def describe(self) -> dict:
+        return {**self.card, "provider": self.provider}
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -84,8 +91,10 @@ class Registry:
         from app.degrader import pipeline_runner
 
         presets = degradation.load_presets(self.settings.degradation_presets)  # a bad file stops startup
-        card = {"name": "degrade-pipeline", "task": "degradation-pipeline", "scale": 1,
-                "description": "the classical degradation pipeline (app/degradation.py); no model file"}
+        card = {"name": "degrade-pipeline", "task": "degradation-pipeline", "scales": [1, 2, 4],
+                "description": "The classical real-world degradation pipeline (app/degradation.py), no model file: two stages of "
+                               "blur, resize, noise and JPEG, then a final resize with sinc filter and JPEG. POST /degrade?method=pipeline.",
+                "presets": {k: v.model_dump(mode="json") for k, v in presets.items()}}
         batcher = Batcher("degrade-pipeline", pipeline_runner(presets), 1, 0.0, self.settings.max_queue)
         self.pipeline = Model("degrade-pipeline", card, None, batcher)
 
@@ -112,7 +121,7 @@ class Registry:
 
     def get(self, name: str) -> Model:
         try:
-            return self.models[name]
+            return self.models[name] if self.pipeline is None or name != self.pipeline.name else self.pipeline
         except KeyError:
             known = ", ".join(sorted(self.models)) or "none"
             raise errors.not_found(f"unknown model '{name}'; loaded models: {known}") from None
@@ -149,4 +158,4 @@ class Registry:
         return next((m for m in found if m.scale > scale), found[-1])
 
     def cards(self) -> list[dict]:
-        return [{**m.card, "provider": m.session.provider} for m in self.models.values()]
+        return [m.describe() for m in self.workers]

@@ -32,7 +32,10 @@ def test_health_ready_models(client):
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["models"]["nearest-x2"] == "CPUExecutionProvider"
     names = {m["name"] for m in client.get("/v1/models").json()["models"]}
-    assert names == {"nearest-x2", "nearest-x4"}
+    assert names == {"nearest-x2", "nearest-x4", "degrade-pipeline"}
+    pipeline = client.get("/v1/models/degrade-pipeline").json()
+    assert set(pipeline["presets"]) == {"light", "medium", "heavy"} and pipeline["presets"]["medium"]["first"]["jpeg"]["quality"] == [30, 95]
+    assert client.post("/upscale?model=degrade-pipeline", content=b"x").status_code == 422  # not an upscaler
     assert client.get("/v1/models/nearest-x4").json()["scale"] == 4
     assert error_of(client.get("/v1/models/nope"))["code"] == "not_found"
 

@@ -126,7 +126,13 @@ def cmd_models_table(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_run
 
-    card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes, description=args.description)
+    real = None
+    if args.real_photos:
+        from training.evaluate_real import inputs
+
+        real = inputs(args.real_photos, args.heldout_from, 200, args.count)
+    card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes, description=args.description,
+                      real_photos=real, compare=args.compare)
     print(json.dumps(card["metrics"], indent=2))
 
 
@@ -219,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
     x.add_argument("--notes", default="")
     x.add_argument("--description", default="", help="the card's description (default: one written from the run's config)")
+    x.add_argument("--real-photos", nargs="*", default=[], help="folders of real low-quality photos: add NIQE on them to the card")
+    x.add_argument("--heldout-from", nargs="*", default=DEFAULT_REAL_LR, help="with --real-photos: also the images held out of these (H2L split)")
+    x.add_argument("--count", type=int, default=30, help="with --real-photos: how many held-out images")
+    x.add_argument("--compare", nargs="*", default=[], help="with --real-photos: other NAME.onnx to score in the same run")
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv

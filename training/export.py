@@ -131,7 +131,9 @@ def default_description(arch: str, tc: dict, scale: int) -> str:
 
 
 def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "",
-               description: str = "") -> dict:
+               description: str = "", real_photos: dict[str, list[Path]] | None = None, compare: list[str] = ()) -> dict:
+    """Export a run to NAME.onnx + card. ``real_photos`` (sets of real low-quality photos) adds NIQE of the
+    model's outputs on them, next to bicubic and the ``compare`` models, measured in the same run."""
     from training.evaluate import evaluate_onnx
 
     run, out_dir = Path(run), Path(out_dir)
@@ -174,6 +176,10 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
         card["metrics"] = evaluate_h2l(onnx_path, bench, tc["lr_data"], tc["holdout"], tc["seed"], scale)
     else:
         card["metrics"] = evaluate_onnx(onnx_path, bench, scale)
+        if real_photos:
+            from training.evaluate_real import evaluate_real
+
+            card["metrics"]["real_photos_niqe"] = evaluate_real([*compare, onnx_path], real_photos, scale)
     write_metadata(onnx_path, card)
     card["onnx"]["sha256"] = sha256_file(onnx_path)
     card["onnx"]["bytes"] = onnx_path.stat().st_size

@@ -12,5 +12,4 @@ async def list_models(request: Request) -> dict:
 
 @router.get("/{name}", summary="The card of one model")
 async def get_model(name: str, request: Request) -> dict:
-    m = request.app.state.registry.get(name)
-    return {**m.card, "provider": m.session.provider}
+    return request.app.state.registry.get(name).describe()

@@ -22,7 +22,6 @@ from app.tiling import TilePlan
 from app.upscaler import Result, tiled
 
 STRENGTHS = tuple(degradation.PRESETS)
-SEED_PARAMS = 3  # seed, scale, preset index: what one pipeline job carries besides its pixels
 
 
 def pipeline_runner(presets: dict[str, degradation.Pipeline]) -> Callable[[np.ndarray, np.ndarray], list[np.ndarray]]:

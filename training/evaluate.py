@@ -77,17 +77,22 @@ def format_table(results: dict) -> str:
 
 def models_table(card_paths: list[Path]) -> str:
     """Markdown table of model cards: params, FLOPs and Y-PSNR/SSIM per benchmark next to bicubic."""
-    lines = ["| model | scale | params | GFLOP per input MP | set | Y-PSNR / SSIM | bicubic | training |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | scale | params | GFLOP per input MP | set | Y-PSNR / SSIM | gradient energy / HR | bicubic | training |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for path in card_paths:
         c = json.loads(Path(path).read_text())
+        if c.get("task") != "super-resolution":
+            continue
         t = c.get("training", {})
         first = True
         for bench, m in c.get("metrics", {}).items():
+            if "psnr_y" not in m:  # e.g. NIQE on real photos: not a benchmark row
+                continue
             head = (f"`{c['name']}` | x{c['scale']} | {c['params'] / 1e6:.2f}M | {c['flops_per_input_pixel'] / 1e3:.0f} | "
                     if first else " | | | | ")
+            grad = f"{m['grad_ratio']:.3f}" if "grad_ratio" in m else "-"
             tail = f"{t.get('steps')} steps, {t.get('wall_time_s', 0) / 60:.0f} min, {t.get('device')}" if first else ""
-            lines.append(f"| {head}{bench} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {m['bicubic_psnr_y']:.2f} / {m['bicubic_ssim_y']:.4f} | {tail} |")
+            lines.append(f"| {head}{bench} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {grad} | {m['bicubic_psnr_y']:.2f} / {m['bicubic_ssim_y']:.4f} | {tail} |")
             first = False
     return "\n".join(lines)
 

@@ -6,12 +6,13 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, errors, metrics
 from app.config import Settings, get_settings
 from app.registry import Registry
-from app.routes import degrade, health, models, upscale
+from app.routes import degrade, health, models, page, upscale
 from app.routes import metrics as metrics_route
 
 log = logging.getLogger("app")
@@ -68,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
     errors.install(app)
-    for r in (health.router, metrics_route.router, models.router, upscale.router, degrade.router):
+    for r in (page.router, health.router, metrics_route.router, models.router, upscale.router, degrade.router):
         app.include_router(r)
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     app.add_middleware(MetricsMiddleware)
     return app

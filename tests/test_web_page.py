@@ -1,0 +1,109 @@
+"""The page at GET / in a real browser (Debian's chromium driven by playwright), against the real server
+running the shipped models: upload, result at 4x, the comparison slider, errors in words, a narrow screen.
+
+Screenshots go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to docs/ (for the README).
+CI installs chromium (.ci/run), so this runs there; elsewhere it is skipped when no chromium is found.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+from tests.helpers import ROOT, SHARED, ServerProcess, photo
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium on this machine"),
+]
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerProcess({"GAN_MODELS_DIR": str(ROOT / "models")})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "CI must install chromium (see .ci/run)"
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def images(tmp_path):
+    src = SHARED / "bench" / "Set14" / "monarch.png"
+    img = Image.open(src).convert("RGB").crop((200, 150, 328, 246)) if src.exists() else Image.fromarray(photo(128, 96))
+    png = tmp_path / "butterfly.png"
+    img.save(png)
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not an image")
+    return png, text
+
+
+def shots(page, name: str, tmp_path) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "docs" / f"{name}.png"), full_page=True)
+
+
+def test_upscale_in_the_browser(server, browser, images, tmp_path):
+    png, text = images
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    page.set_input_files("#upscale-form input[type=file]", str(png))
+    page.click("#upscale-form button[type=submit]")
+    page.wait_for_selector("#upscale-result:not([hidden])", timeout=60_000)
+    page.wait_for_function("document.querySelector('#after').naturalWidth > 0")
+    w, h = page.eval_on_selector("#after", "i => [i.naturalWidth, i.naturalHeight]")
+    assert (w, h) == (4 * 128, 4 * 96)
+    assert page.eval_on_selector("#before", "i => i.naturalWidth") == 128
+    assert "sr-x4" in page.inner_text("#upscale-meta") and "512x384" in page.inner_text("#upscale-meta")
+    assert page.get_attribute("#upscale-download", "download") == "butterfly_x4.png"
+    page.fill("#slider", "20")
+    assert "20%" in page.eval_on_selector("#after-clip", "e => e.style.clipPath")
+    shots(page, "web-upscale-desktop", tmp_path)
+
+    # An error from the API is shown in words, and the page stays usable.
+    page.set_input_files("#upscale-form input[type=file]", str(text))
+    page.click("#upscale-form button[type=submit]")
+    page.wait_for_selector("#upscale-status.error")
+    assert "Not a supported image" in page.inner_text("#upscale-status")
+    page.set_input_files("#upscale-form input[type=file]", str(png))
+    page.select_option("#upscale-form select[name=scale]", "2")
+    page.click("#upscale-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#after').naturalWidth === 256")
+    assert page.inner_text("#upscale-status") == ""
+    page.close()
+
+
+def test_degrade_tab_keyboard_and_mobile(server, browser, images, tmp_path):
+    png, _ = images
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(server.url + "/")
+    page.focus("#tab-upscale")
+    page.keyboard.press("ArrowLeft")  # wraps to the last tab: Degrade
+    assert page.get_attribute("#tab-degrade", "aria-selected") == "true" and page.is_visible("#panel-degrade")
+    page.set_input_files("#degrade-form input[type=file]", str(png))
+    page.fill("#degrade-form input[name=seed]", "7")
+    page.keyboard.press("Enter")  # submits the form from the seed field
+    page.wait_for_selector("#degrade-result:not([hidden])", timeout=60_000)
+    assert page.eval_on_selector("#degraded", "i => i.naturalWidth") == 32
+    assert "seed 7" in page.inner_text("#degrade-meta")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing overflows sideways
+    shots(page, "web-degrade-mobile", tmp_path)
+
+    page.click("#tab-t2i")
+    page.fill("#t2i-form input[name=prompt]", "a red flower")
+    page.click("#t2i-form button[type=submit]")
+    page.wait_for_selector("#t2i-status.error, #t2i-grid figure")  # answered either way, in words or images
+    page.close()

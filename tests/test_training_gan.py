@@ -172,3 +172,8 @@ def test_cli_train_gan_and_h2l_and_resume(dirs, sr_ckpt, tmp_path):
           "--disc-channels", "8", *common])
     assert json.loads((tmp_path / "h" / "config.json").read_text())["trainer"] == "h2l"
     assert torch.load(tmp_path / "h" / "ckpt.pt", weights_only=False)["step"] == 2
+    main(["resume", str(tmp_path / "h"), "--steps", "4", "--lr", "1e-4", "--lr-d", "2e-4"])  # extend at lower rates
+    saved = json.loads((tmp_path / "h" / "config.json").read_text())
+    assert saved["train"]["steps"] == 4 and saved["train"]["lr"] == 1e-4 and saved["resumed_with"][0].endswith("--lr-d 2e-4")
+    ck = torch.load(tmp_path / "h" / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["opt"]["param_groups"][0]["lr"] == 1e-4 and ck["opt_d"]["param_groups"][0]["lr"] == 2e-4

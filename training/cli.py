@@ -72,8 +72,14 @@ def cmd_resume(args: argparse.Namespace) -> None:
     saved = json.loads((Path(args.run) / "config.json").read_text())
     cfg_cls, train = _trainer(saved.get("trainer", "sr"))
     cfg = saved["train"]
-    if args.threads is not None:
-        cfg["threads"] = args.threads
+    changed = {k: v for k, v in (("threads", args.threads), ("steps", args.steps), ("lr", args.lr), ("lr_d", args.lr_d)) if v is not None}
+    if "lr_d" in changed and "lr_d" not in cfg:
+        raise SystemExit("--lr-d applies to GAN runs only")
+    cfg |= changed
+    if changed.keys() - {"threads"}:  # the run's config now says what the rest of it is trained with
+        saved["train"] = cfg
+        saved.setdefault("resumed_with", []).append(" ".join(["python -m training", *args.argv]))
+        (Path(args.run) / "config.json").write_text(json.dumps(saved, indent=2))
     train(cfg_cls(**cfg), resume=True, progress=not args.no_progress)
 
 
@@ -209,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("resume", help="continue a run from its last checkpoint with its saved config")
     r.add_argument("run")
     r.add_argument("--threads", type=int)
+    r.add_argument("--steps", type=int, help="train to this many steps in all (extend or shorten the run)")
+    r.add_argument("--lr", type=float, help="from here on, this learning rate (the generator's, for GAN runs)")
+    r.add_argument("--lr-d", dest="lr_d", type=float, help="GAN runs: the discriminator's learning rate from here on")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_resume)
 

@@ -104,11 +104,15 @@ def write_metadata(path: Path, card: dict) -> None:
 _NOT_TRAINING = {"run_dir", "command", "threads", "val_every", "ckpt_every", "log_every", "val_crop"}
 
 
-def training_summary(ck: dict) -> dict:
-    """The card's ``training`` section: the command, every setting that shaped the model, steps, time, device."""
+def training_summary(ck: dict, run_dir: Path | None = None) -> dict:
+    """The card's ``training`` section: the command (and any resumes that changed the settings), every
+    setting that shaped the model (as they were at the end), steps, time, device."""
     tc = ck["train_config"]
+    config = run_dir / "config.json" if run_dir else None
+    resumed = json.loads(config.read_text()).get("resumed_with", []) if config and config.exists() else []
     return {
         "command": tc["command"],
+        **({"resumed_with": resumed} if resumed else {}),
         **{k: v for k, v in tc.items() if k not in _NOT_TRAINING and v not in ("", None, {})},
         "steps": ck["step"],
         "wall_time_s": round(ck.get("elapsed", 0.0)),
@@ -163,7 +167,7 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
         "flops_per_input_pixel": nets.flops_per_input_pixel(net),
         "inputs": inputs,
         "outputs": [{"name": "output", "dtype": "float32", "shape": out_shape, "range": [0, 1], "color": "RGB"}],
-        "training": training_summary(ck),
+        "training": training_summary(ck, run if run.is_dir() else None),
         "metrics": {},
         "parity_max_abs_diff": parity,
         "onnx": {"file": onnx_path.name, "opset": OPSET},

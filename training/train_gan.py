@@ -64,7 +64,10 @@ def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: 
         sampler.rng.bit_generator.state = ck["sampler_rng"]
         gen.set_state(ck["cutmix_rng"])
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
-        log.info("resumed from %s at step %d", ckpt_path, step)
+        for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
+            for group in opt.param_groups:
+                group["lr"] = lr
+        log.info("resumed from %s at step %d (lr %.1e, D %.1e)", ckpt_path, step, cfg.lr, cfg.lr_d)
         _truncate_stats(run_dir / "stats.jsonl", step)
     else:
         (run_dir / "config.json").write_text(json.dumps(

@@ -115,7 +115,10 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         hr_sampler.rng.bit_generator.state = ck["sampler_rng"]
         real_sampler.rng.bit_generator.state = ck["real_rng"]
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
-        log.info("resumed from %s at step %d", ckpt_path, step)
+        for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
+            for group in opt.param_groups:
+                group["lr"] = lr
+        log.info("resumed from %s at step %d (lr %.1e, D %.1e)", ckpt_path, step, cfg.lr, cfg.lr_d)
         _truncate_stats(run_dir / "stats.jsonl", step)
     else:
         (run_dir / "config.json").write_text(json.dumps({"trainer": "h2l", "train": asdict(cfg), "arch": "h2l", "net": nets.config_dict(net)}, indent=2))

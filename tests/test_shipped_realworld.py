@@ -1,0 +1,103 @@
+"""The real-world and GAN models of models/ (issue 4): degrade-x4, real-x4, srgan-x4.
+
+Their cards carry what was measured when they were exported; the bars of the issue are checked on the
+cards, and the cheap measurements are re-measured here from the files.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from tests.helpers import ROOT, SHARED, ServerProcess
+
+MODELS = ROOT / "models"
+needs_data = pytest.mark.skipif(not (SHARED / "bench" / "Set5").is_dir(), reason="needs ../shared/data")
+
+
+def card(name: str) -> dict:
+    return json.loads((MODELS / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("name,task,inputs", [
+    ("degrade-x4", "degradation", ["image", "noise"]),
+    ("real-x4", "super-resolution", ["image"]),
+    ("srgan-x4", "super-resolution", ["image"]),
+])
+def test_cards_match_files_and_contract(name, task, inputs):
+    c = card(name)
+    path = MODELS / c["onnx"]["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == c["onnx"]["sha256"]
+    assert c["task"] == task and c["scale"] == 4 and c["parity_max_abs_diff"] <= 1e-4
+    assert c["training"]["command"].startswith("python -m training") and c["training"]["steps"] >= 1000
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["card"])["metrics"] == c["metrics"] and meta["task"] == task
+    assert [i.name for i in model.graph.input] == inputs
+
+
+def test_learned_degradation_is_closer_to_real_photos_than_bicubic():
+    m = card("degrade-x4")["metrics"]
+    assert m["learned"]["frechet"] < m["bicubic"]["frechet"] < m["pipeline"]["frechet"], m  # see the card notes: not yet by much
+
+
+@needs_data
+def test_srgan_trades_little_psnr_for_detail():
+    """Set5/Set14 of sr-x4 measured here (its card predates the gradient-energy column), srgan-x4's from its card."""
+    from training.evaluate import evaluate_onnx
+
+    sets = [str(SHARED / "bench" / b) for b in ("Set5", "Set14")]
+    sr, gan = evaluate_onnx(MODELS / "sr-x4.onnx", sets), card("srgan-x4")["metrics"]
+    assert gan["Set5"]["psnr_y"] >= sr["Set5"]["psnr_y"] - 1.5
+    for bench in ("Set5", "Set14"):  # gradient energy relative to HR: closer to 1 than the PSNR model
+        assert abs(1 - gan[bench]["grad_ratio"]) < abs(1 - sr[bench]["grad_ratio"]), (bench, sr[bench], gan[bench])
+
+
+def test_real_x4_beats_sr_x4_on_real_photos():
+    niqe = card("real-x4")["metrics"]["real_photos_niqe"]
+    for name, r in niqe.items():
+        assert r["real-x4"] < r["sr-x4"], (name, r)
+
+
+@needs_data
+def test_srgan_set5_reproduces_from_the_file():
+    from training.evaluate import evaluate_onnx
+
+    got = evaluate_onnx(MODELS / "srgan-x4.onnx", [str(SHARED / "bench" / "Set5")])["Set5"]
+    want = card("srgan-x4")["metrics"]["Set5"]
+    assert got["psnr_y"] == pytest.approx(want["psnr_y"], abs=0.01) and got["grad_ratio"] == pytest.approx(want["grad_ratio"], abs=2e-3)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerProcess({"GAN_MODELS_DIR": str(MODELS)})
+    yield srv
+    srv.stop()
+
+
+@needs_data
+def test_models_through_the_server(server):
+    from training import data
+
+    hr = data.mod_crop(data.load_rgb(SHARED / "bench" / "Set14" / "monarch.png"), 4)[:256, :256]
+    body = io.BytesIO()
+    Image.fromarray(hr).save(body, "PNG")
+    for method in ("pipeline", "learned"):
+        r = httpx.post(f"{server.url}/degrade?method={method}&seed=7", content=body.getvalue(), timeout=120)
+        assert r.status_code == 200 and r.headers["x-model"] == ("degrade-x4" if method == "learned" else "degrade-pipeline")
+        lr = np.asarray(Image.open(io.BytesIO(r.content)))
+        assert lr.shape == (64, 64, 3)
+        again = httpx.post(f"{server.url}/degrade?method={method}&seed=7", content=body.getvalue(), timeout=120)
+        assert again.content == r.content
+    for model in ("real-x4", "srgan-x4"):
+        r = httpx.post(f"{server.url}/upscale?model={model}", content=r.content, timeout=120)
+        assert r.status_code == 200 and r.headers["x-model"] == model and Image.open(io.BytesIO(r.content)).size == (256, 256)
+        r = again
+    ready = httpx.get(server.url + "/readyz").json()["models"]
+    assert {"degrade-x4", "real-x4", "srgan-x4", "sr-x4", "sr-x2"} <= set(ready)

@@ -2,7 +2,6 @@
 GAN, real-world LR sources for train-sr; their resume, export contracts and CLI."""
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np

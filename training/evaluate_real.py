@@ -63,10 +63,9 @@ def comparison_sheet(models: list[str | Path], paths: list[Path], out: str | Pat
         h, w = lr.shape[:2]
         y, x = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
         patch = lr[y : y + crop, x : x + crop]
-        pad = lambda a: np.pad(a, ((0, max(0, 16 - a.shape[0])), (0, max(0, 16 - a.shape[1])), (0, 0)), mode="edge")
         outs = [np.asarray(Image.fromarray(patch).resize((patch.shape[1] * scale, patch.shape[0] * scale), Image.Resampling.NEAREST)),
                 data.bicubic_resize(patch, (patch.shape[1] * scale, patch.shape[0] * scale))]
-        ctx = pad(lr[max(0, y - 8) : y + crop + 8, max(0, x - 8) : x + crop + 8])  # context so borders are not edge artefacts
+        ctx = lr[max(0, y - 8) : y + crop + 8, max(0, x - 8) : x + crop + 8]  # context, so crop borders are not edge artefacts
         oy, ox = (y - max(0, y - 8)) * scale, (x - max(0, x - 8)) * scale
         for _, run in ups:
             outs.append(run(ctx)[oy : oy + patch.shape[0] * scale, ox : ox + patch.shape[1] * scale])

@@ -22,7 +22,7 @@ RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
 
 FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="gan-image-service" \
-      org.opencontainers.image.description="Image GAN inference service (super-resolution) on ONNX Runtime"
+      org.opencontainers.image.description="Image GAN inference service (super-resolution, degradation) on ONNX Runtime"
 RUN groupadd --system --gid 10001 gan && useradd --system --uid 10001 --gid gan --home-dir /srv --shell /usr/sbin/nologin gan
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training COMMAND`` (train-sr, train-gan, train-h2l, resume, evaluate, evaluate-degradation, evaluate-real, fit-niqe, export, export-fp16, models-table; see ``--help`` of each)."""
+"""Command line: ``python -m training COMMAND``; ``--help`` lists the commands, ``COMMAND --help`` their options."""
 from __future__ import annotations
 
 import argparse

@@ -95,9 +95,9 @@ def test_models_through_the_server(server):
         assert lr.shape == (64, 64, 3)
         again = httpx.post(f"{server.url}/degrade?method={method}&seed=7", content=body.getvalue(), timeout=120)
         assert again.content == r.content
+    degraded = again.content  # the learned degradation's 64x64 image, upscaled back by the real-world models
     for model in ("real-x4", "srgan-x4"):
-        r = httpx.post(f"{server.url}/upscale?model={model}", content=r.content, timeout=120)
+        r = httpx.post(f"{server.url}/upscale?model={model}", content=degraded, timeout=120)
         assert r.status_code == 200 and r.headers["x-model"] == model and Image.open(io.BytesIO(r.content)).size == (256, 256)
-        r = again
     ready = httpx.get(server.url + "/readyz").json()["models"]
     assert {"degrade-x4", "real-x4", "srgan-x4", "sr-x4", "sr-x2"} <= set(ready)

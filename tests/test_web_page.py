@@ -69,6 +69,7 @@ def test_upscale_in_the_browser(server, browser, images, tmp_path):
     assert page.eval_on_selector("#before", "i => i.naturalWidth") == 128
     assert "sr-x4" in page.inner_text("#upscale-meta") and "512x384" in page.inner_text("#upscale-meta")
     assert page.get_attribute("#upscale-download", "download") == "butterfly_x4.png"
+    assert not page.is_visible("#faces-option")  # no face model is shipped yet
     page.fill("#slider", "20")
     assert "20%" in page.eval_on_selector("#after-clip", "e => e.style.clipPath")
     shots(page, "web-upscale-desktop", tmp_path)

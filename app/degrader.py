@@ -64,6 +64,11 @@ async def run(
     return Result(body, media_type, (w, h), out_size, image.frames)
 
 
+def output_tile(tile_size: int, scale: int) -> int:
+    """The learned model's tile on its output grid: GAN_TILE_SIZE input pixels, at least 8 output pixels."""
+    return max(8, tile_size // scale)
+
+
 async def learned(
     model: Model, pixels: np.ndarray, scale: int, seed: int, settings: Settings,
     is_disconnected: Callable[[], Awaitable[bool]] | None,
@@ -79,7 +84,7 @@ async def learned(
         pixels = await asyncio.to_thread(lambda: np.asarray(Image.fromarray(pixels).resize(big, Image.Resampling.BICUBIC)))
     else:
         pixels = pixels[: out_h * s, : out_w * s]
-    tile = max(8, settings.tile_size // s)
+    tile = output_tile(settings.tile_size, s)
     plan = TilePlan(out_h, out_w, tile, min(settings.tile_overlap // s, (tile - 1) // 2), 1)
     z_dim = int(model.card["inputs"][1]["shape"][1])
     noise = np.random.default_rng(seed).standard_normal(z_dim).astype(np.float32)

@@ -99,11 +99,13 @@ class Registry:
         self.pipeline = Model("degrade-pipeline", card, None, batcher)
 
     def warmup(self) -> None:
+        from app.degrader import output_tile
+
         if self.settings.warmup:
             for m in self.models.values():
                 tile = self.settings.tile_size
                 if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
-                    tile = max(8, tile // m.scale) * m.scale
+                    tile = output_tile(tile, m.scale) * m.scale
                 for batch in sorted({1, self.settings.max_batch}):  # the shapes seen alone and under load
                     m.session.warmup(batch, tile)
 

@@ -80,3 +80,9 @@ def aligned_crops(img: np.ndarray, size: int, count: int, rng: np.random.Generat
         x = 8 * int(rng.integers((w - size) // 8 + 1))
         out.append(img[y : y + size, x : x + size])
     return out
+
+
+def crops(images: list[np.ndarray], size: int, count: int, seed: int) -> list[np.ndarray]:
+    """``count`` aligned crops of every image (those large enough), from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    return [c for im in images for c in aligned_crops(im, size, count, rng)]

@@ -21,13 +21,11 @@ def real_patches(lr_data: list[str], holdout: int, seed: int) -> list[np.ndarray
     from training.train_sr import split_holdout
 
     _, held = split_holdout(data.list_images(lr_data), holdout, seed)
-    rng = np.random.default_rng(seed)
-    return [c for p in held for c in dstats.aligned_crops(data.load_rgb(p), LR_PATCH, 2, rng)]
+    return dstats.crops(data.load_images(held, progress=False), LR_PATCH, 2, seed)
 
 
 def hr_patches(hr_dirs: list[str], scale: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [c for p in data.list_images(hr_dirs) for c in dstats.aligned_crops(data.load_rgb(p), LR_PATCH * scale, 3, rng)]
+    return dstats.crops(data.load_images(data.list_images(hr_dirs), progress=False), LR_PATCH * scale, 3, seed)
 
 
 def evaluate_h2l(model: str | Path, hr_dirs: list[str], lr_data: list[str], holdout: int, seed: int = 0,

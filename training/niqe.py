@@ -19,15 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training import metrics
+
 PATCH = 96
 PRISTINE = Path(__file__).with_name("niqe_pristine.npz")
 _GAM = np.arange(0.2, 10.001, 0.001)
 _R_GAM = np.array([math.gamma(2 / g) ** 2 / (math.gamma(1 / g) * math.gamma(3 / g)) for g in _GAM])
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    rgb = img.astype(np.float64)
-    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
 
 
 def mscn(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +65,7 @@ def _patch_features(m: np.ndarray) -> list[float]:
 
 def patch_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[n_patches, 36] features and each patch's sharpness (mean local deviation) of a uint8 RGB image."""
-    y = _luma(img)
+    y = metrics.rgb_to_y(img)
     h, w = (y.shape[0] // PATCH) * PATCH, (y.shape[1] // PATCH) * PATCH
     if h == 0 or w == 0:
         raise ValueError(f"NIQE needs an image of at least {PATCH}x{PATCH}, got {img.shape[1]}x{img.shape[0]}")

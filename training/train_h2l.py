@@ -79,11 +79,6 @@ def generate(net: torch.nn.Module, hr: list[np.ndarray], seed: int, device: torc
     return out
 
 
-def hr_crops(images: list[np.ndarray], size: int, count: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [c for im in images for c in dstats.aligned_crops(im, size, count, rng)]
-
-
 def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
     run_dir = Path(cfg.run_dir)
     device = start_run(run_dir, cfg.threads, cfg.seed)
@@ -96,8 +91,8 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
     hr_sampler = data.PatchSampler(data.load_images(hr_train, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed)
     real_sampler = RealPatchSampler(data.load_images(lr_train, progress), cfg.hr_patch // cfg.scale, cfg.seed)
     val_lr = 32
-    real_feats = np.array([dstats.features(c) for c in hr_crops(data.load_images(lr_val, False), val_lr, 2, cfg.seed)])
-    val_hr = hr_crops(data.load_images(hr_val, False), val_lr * cfg.scale, 16, cfg.seed)
+    real_feats = np.array([dstats.features(c) for c in dstats.crops(data.load_images(lr_val, False), val_lr, 2, cfg.seed)])
+    val_hr = dstats.crops(data.load_images(hr_val, False), val_lr * cfg.scale, 16, cfg.seed)
     bicubic_feats = np.array([dstats.features(data.downscale(c, cfg.scale)) for c in val_hr])
     bicubic_frechet = dstats.compare(real_feats, bicubic_feats)["frechet"]
     log.info("validation: %d real LR patches, %d HR patches; bicubic's Frechet distance to real: %.3f", len(real_feats), len(val_hr), bicubic_frechet)

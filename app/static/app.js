@@ -84,6 +84,20 @@ function objectUrl(slot, blob) {
   return u;
 }
 
+// POST one image file as multipart; the response and its body, or null after showing the error.
+async function postImage(url, file, statusEl, form, label) {
+  const body = new FormData();
+  body.append("image", file);
+  const resp = await call(url, { method: "POST", body }, statusEl, form, label);
+  return resp && { resp, blob: await resp.blob() };
+}
+
+// Point a download link at a result, named after the uploaded file plus a suffix.
+function offerDownload(link, href, file, suffix, blob) {
+  link.href = href;
+  link.download = `${file.name.replace(/\.[^.]+$/, "")}${suffix}.${EXT[blob.type] || "img"}`;
+}
+
 // ---- file drop zones ---------------------------------------------------------------------------------
 for (const zone of document.querySelectorAll(".drop")) {
   const input = $("input[type=file]", zone);
@@ -123,11 +137,9 @@ $("#upscale-form").addEventListener("submit", async (e) => {
   for (const k of ["model", "scale", "format"]) if (data.get(k)) params.set(k, data.get(k));
   if (data.get("model")) params.delete("scale");  // the model decides its scale
   if (data.get("faces")) params.set("faces", "true");
-  const body = new FormData();
-  body.append("image", file);
-  const resp = await call(`/upscale?${params}`, { method: "POST", body }, $("#upscale-status"), form, "Upscaling");
-  if (!resp) return;
-  const blob = await resp.blob();
+  const got = await postImage(`/upscale?${params}`, file, $("#upscale-status"), form, "Upscaling");
+  if (!got) return;
+  const { resp, blob } = got;
   const after = $("#after");
   after.src = objectUrl("after", blob);
   $("#before").src = objectUrl("before", file);
@@ -135,9 +147,7 @@ $("#upscale-form").addEventListener("submit", async (e) => {
   const ms = resp.headers.get("X-Processing-Time-Ms");
   $("#upscale-meta").textContent = `${resp.headers.get("X-Model")}: ${resp.headers.get("X-Input-Size")} → ` +
     `${resp.headers.get("X-Output-Size")}, ${humanBytes(blob.size)}, ${ms ? (ms / 1000).toFixed(2) : "?"} s on the server`;
-  const link = $("#upscale-download");
-  link.href = after.src;
-  link.download = `${file.name.replace(/\.[^.]+$/, "")}_x${resp.headers.get("X-Scale")}.${EXT[blob.type] || "img"}`;
+  offerDownload($("#upscale-download"), after.src, file, `_x${resp.headers.get("X-Scale")}`, blob);
   $("#upscale-result").hidden = false;
 });
 
@@ -150,18 +160,14 @@ $("#degrade-form").addEventListener("submit", async (e) => {
   const params = new URLSearchParams({ method: data.get("method"), scale: data.get("scale") });
   if (data.get("method") === "pipeline") params.set("strength", data.get("strength"));
   if (data.get("seed") !== "") params.set("seed", data.get("seed"));
-  const body = new FormData();
-  body.append("image", file);
-  const resp = await call(`/degrade?${params}`, { method: "POST", body }, $("#degrade-status"), form, "Degrading");
-  if (!resp) return;
-  const blob = await resp.blob();
+  const got = await postImage(`/degrade?${params}`, file, $("#degrade-status"), form, "Degrading");
+  if (!got) return;
+  const { resp, blob } = got;
   const img = $("#degraded");
   img.src = objectUrl("degraded", blob);
   $("#degrade-meta").textContent = `${resp.headers.get("X-Model")}, seed ${resp.headers.get("X-Seed")}: ` +
     `${resp.headers.get("X-Input-Size")} → ${resp.headers.get("X-Output-Size")}, ${humanBytes(blob.size)}`;
-  const link = $("#degrade-download");
-  link.href = img.src;
-  link.download = `${file.name.replace(/\.[^.]+$/, "")}_degraded_seed${resp.headers.get("X-Seed")}.${EXT[blob.type] || "img"}`;
+  offerDownload($("#degrade-download"), img.src, file, `_degraded_seed${resp.headers.get("X-Seed")}`, blob);
   $("#degrade-result").hidden = false;
 });
 

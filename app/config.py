@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)
     warmup: bool = True
 
+    # POST /text-to-image: prompt embeddings kept (LRU), so a repeated prompt skips the text encoder; 0 = none.
+    t2i_cache_size: int = Field(1024, ge=0)
+
     # POST /degrade, method=pipeline: a JSON file {"light"|"medium"|"heavy": {parameter ranges}} replacing
     # those presets of app/degradation.py (keys as its Pipeline model; unknown keys are an error at startup).
     degradation_presets: Path | None = None

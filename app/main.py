@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__, errors, metrics
 from app.config import Settings, get_settings
 from app.registry import Registry
-from app.routes import degrade, health, models, page, upscale
+from app.routes import degrade, health, models, page, text_to_image, upscale
 from app.routes import metrics as metrics_route
+from app.text_to_image import PromptCache
 
 log = logging.getLogger("app")
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
+    app.state.prompt_cache = PromptCache(settings.t2i_cache_size)  # POST /text-to-image: prompt embeddings (LRU)
     errors.install(app)
-    for r in (page.router, health.router, metrics_route.router, models.router, upscale.router, degrade.router):
+    for r in (page.router, health.router, metrics_route.router, models.router, upscale.router, degrade.router,
+              text_to_image.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     app.add_middleware(MetricsMiddleware)

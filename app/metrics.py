@@ -19,3 +19,4 @@ TILES_PER_REQUEST = Histogram(
     "gan_tiles_per_request", "tiles one request was split into", ["model"], buckets=(1, 2, 4, 8, 16, 64, 256, 1024, 4096)
 )
 PROVIDER = Gauge("gan_model_info", "loaded models and the execution provider each runs on", ["model", "provider"])
+PROMPT_CACHE = Counter("gan_prompt_cache_total", "text-to-image prompt embedding cache lookups", ["result"])

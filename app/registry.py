@@ -9,6 +9,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app import errors, metrics
 from app.batching import Batcher
@@ -24,6 +25,7 @@ class Model:
     card: dict
     session: Session | None  # None for the degradation pipeline's worker, which runs no network
     batcher: Batcher
+    tokenizer: Any = None  # text encoders: their tokenizers.Tokenizer (app/text_to_image.py)
 
     @property
     def scale(self) -> int:
@@ -58,6 +60,8 @@ class Registry:
         self.pipeline: Model | None = None  # the classical degradation pipeline's worker (POST /degrade)
 
     def load(self) -> None:
+        from app import text_to_image
+
         s = self.settings
         self._load_pipeline()
         cards = sorted(Path(s.models_dir).glob("*.json"))
@@ -66,6 +70,8 @@ class Registry:
         gpu = choose_providers(s.providers)[0] in GPU_PROVIDERS
         for card_path in cards:
             name = card_path.stem
+            if name.endswith(".tokenizer"):  # a text encoder's tokenizer file (NAME.tokenizer.json), not a card
+                continue
             try:
                 card = json.loads(card_path.read_text())
                 if card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
@@ -78,13 +84,22 @@ class Registry:
                 if s.verify_sha256 and want and _sha256(onnx_path) != want:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
+                tokenizer = text_to_image.load_tokenizer(card_path, card) if card.get("task") == text_to_image.ENCODER_TASK else None
                 batcher = Batcher(name, session.run, s.max_batch, s.max_wait_ms, s.max_queue)
-                self.models[name] = Model(name, card, session, batcher)
+                self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
                 log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)
             except Exception as e:  # one broken model must not take the others down
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)
+        for m in [m for m in self.models.values() if m.task == text_to_image.GENERATOR_TASK]:
+            try:
+                text_to_image.check_generator(m, self.models, self.failed)
+            except ValueError as e:  # served only with its text encoder
+                del self.models[m.name]
+                metrics.PROVIDER.remove(m.name, m.provider)
+                self.failed[m.name] = str(e)
+                log.error("could not load model %s: %s", m.name, e)
 
     def _load_pipeline(self) -> None:
         from app import degradation
@@ -99,10 +114,15 @@ class Registry:
         self.pipeline = Model("degrade-pipeline", card, None, batcher)
 
     def warmup(self) -> None:
+        from app import text_to_image
         from app.degrader import output_tile
 
         if self.settings.warmup:
             for m in self.models.values():
+                if m.task in text_to_image.TEXT_TASKS:  # token and embedding inputs, no image
+                    for batch in sorted({1, self.settings.max_batch}):
+                        text_to_image.warmup(m, batch)
+                    continue
                 tile = self.settings.tile_size
                 if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
                     tile = output_tile(tile, m.scale) * m.scale
@@ -147,6 +167,18 @@ class Registry:
         if not self.models:
             raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
         raise errors.unprocessable(f"no loaded model upscales x{scale}")
+
+    def generator(self, name: str | None) -> Model:
+        """A text-to-image model: by name, else the first loaded one (by name)."""
+        if name:
+            model = self.get(name)
+            if model.task != "text-to-image":
+                raise errors.unprocessable(f"model '{name}' is a {model.task} model, not a text-to-image model")
+            return model
+        found = [m for m in self.models.values() if m.task == "text-to-image"]
+        if not found:
+            raise errors.unprocessable("no text-to-image model is loaded on this server (/readyz lists models that failed to load)")
+        return found[0]
 
     def degrader(self, scale: int) -> Model:
         """The learned degradation model for a reduction by ``scale``: the one of that scale, else the

@@ -1,0 +1,229 @@
+"""Text to image: prompt -> tokens -> text encoder -> embedding (+ noise per image) -> 64 px generator
+[-> the x4 upscaler for 256 px] -> encode.
+
+- The encoder (task ``text-encoder``) and the generator (task ``text-to-image``) each run through their own
+  batcher, so calls from concurrent requests share one session call. A prompt is one encoder "tile": its
+  tokens padded to a length bucket (16, 32, 64, ..., the card's ``max_length``), so prompts of similar length
+  batch together; the attention mask keeps the padding out of the (in-graph) mean pooling.
+- Prompt embeddings are kept in an LRU cache (``GAN_T2I_CACHE_SIZE``): a repeated prompt skips the encoder.
+- Image i of n gets seed + i: its noise is ``numpy.random.default_rng(seed + i).standard_normal(z_dim)``, so
+  the same prompt and seed give the same bytes, and image i of a batch can be asked for alone.
+- Size 4 x the generator's (256 px) runs each image through the default x4 upscaler, tiled like /upscale.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from app import errors, imaging, metrics
+from app.batching import QueueFull
+from app.config import Settings
+from app.registry import Model
+from app.tiling import TilePlan
+from app.upscaler import tiled
+
+ENCODER_TASK, GENERATOR_TASK = "text-encoder", "text-to-image"
+TEXT_TASKS = (ENCODER_TASK, GENERATOR_TASK)
+MIN_BUCKET = 16
+
+
+# -- loading (called by the registry) -------------------------------------------------------------------------
+def load_tokenizer(card_path: Path, card: dict) -> Tokenizer:
+    """The encoder card's tokenizer file (HF ``tokenizers`` JSON), truncating at the card's ``max_length``."""
+    if "tokenizer" not in card or "max_length" not in card:
+        raise ValueError("a text-encoder card needs 'tokenizer' (a tokenizers JSON file) and 'max_length'")
+    path = card_path.with_name(card["tokenizer"])
+    if not path.exists():
+        raise FileNotFoundError(f"{path} (the encoder's tokenizer) is missing")
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()  # we pad to length buckets ourselves
+    tok.enable_truncation(int(card["max_length"]))
+    return tok
+
+
+def check_generator(model: Model, models: dict[str, Model], failed: dict[str, str]) -> None:
+    """A text-to-image model is served only with its text encoder (card ``text_encoder``); raises why not."""
+    name = model.card.get("text_encoder")
+    if not name:
+        raise ValueError("a text-to-image card needs 'text_encoder' (the name of its encoder model)")
+    if name not in models:
+        why = f" ({failed[name]})" if name in failed else ""
+        raise ValueError(f"its text encoder '{name}' is not loaded{why}")
+    if models[name].task != ENCODER_TASK:
+        raise ValueError(f"its text encoder '{name}' is a {models[name].task} model, not a text-encoder")
+    z_dim(model)
+
+
+def warmup(model: Model, batch: int) -> None:
+    """Zeros of the serving shapes through the session (the encoder at the smallest length bucket)."""
+    if model.task == ENCODER_TASK:
+        length = bucket(1, int(model.card["max_length"]))
+        model.session.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
+    else:
+        emb = np.zeros((batch, embedding_dim(model)), np.float32)
+        model.session.run(*generator_inputs(model, emb, np.zeros((batch, z_dim(model)), np.float32)))
+
+
+# -- model inputs ---------------------------------------------------------------------------------------------
+def z_dim(model: Model) -> int:
+    if "z_dim" in model.card:
+        return int(model.card["z_dim"])
+    raise ValueError("a text-to-image card needs 'z_dim' (the length of its noise input)")
+
+
+def embedding_dim(model: Model) -> int:
+    shape = next(i.shape for i in model.session.session.get_inputs() if i.name == "text_embedding")
+    return int(shape[1]) if isinstance(shape[1], int) else int(model.card.get("embedding_dim", 384))
+
+
+def encoder_inputs(model: Model, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The encoder's inputs in its graph's order (``token_type_ids``, where a graph has it, are zeros)."""
+    by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    return tuple(by_name[n] for n in model.session.input_names)
+
+
+def generator_inputs(model: Model, embedding: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, ...]:
+    by_name = {"text_embedding": embedding, "noise": noise}
+    return tuple(by_name[n] for n in model.session.input_names)
+
+
+def bucket(length: int, max_length: int) -> int:
+    """The padded length of a prompt of ``length`` tokens: the next power of two from 16, at most max_length."""
+    b = MIN_BUCKET
+    while b < length:
+        b *= 2
+    return min(b, max_length)
+
+
+def tokenize(tokenizer: Tokenizer, prompt: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask), int64, zero-padded (the mask keeps the padding out of the pooling)."""
+    ids = tokenizer.encode(prompt).ids
+    length = bucket(len(ids), max_length)
+    out = np.zeros(length, np.int64)
+    out[: len(ids)] = ids
+    mask = np.zeros(length, np.int64)
+    mask[: len(ids)] = 1
+    return out, mask
+
+
+def noise(seed: int, dim: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+
+
+# -- the prompt cache -----------------------------------------------------------------------------------------
+class PromptCache:
+    """LRU of prompt embeddings, keyed by (encoder, prompt); size 0 keeps nothing."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> np.ndarray | None:
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+        metrics.PROMPT_CACHE.labels("hit" if hit is not None else "miss").inc()
+        return hit
+
+    def put(self, key: tuple[str, str], embedding: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        self._items[key] = embedding
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# -- a request ------------------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def admitted(models: list[Model], settings: Settings) -> AsyncIterator[None]:
+    """A request slot on each model (503 at once when one is full) and the request deadline (504)."""
+    try:
+        with contextlib.ExitStack() as slots:
+            for m in models:
+                slots.enter_context(m.batcher.admit())
+            async with asyncio.timeout(settings.request_timeout_s):
+                yield
+    except QueueFull:
+        raise errors.overloaded(settings.retry_after_s) from None
+    except TimeoutError:
+        raise errors.timeout(f"the request took longer than {settings.request_timeout_s:g}s (GAN_REQUEST_TIMEOUT_S)") from None
+
+
+async def _all(futures: list[asyncio.Future]) -> list:
+    """Await futures in order; on any early end (deadline, error) the ones still queued are cancelled."""
+    try:
+        return await asyncio.gather(*futures)
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()
+
+
+async def embed(encoder: Model, prompt: str, cache: PromptCache, settings: Settings) -> tuple[np.ndarray, bool]:
+    """The prompt's embedding and whether it came from the cache. A miss holds a slot on the encoder (503)."""
+    key = (encoder.name, prompt)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, True
+    ids, mask = tokenize(encoder.tokenizer, prompt, int(encoder.card["max_length"]))
+    with contextlib.ExitStack() as slot:
+        try:
+            slot.enter_context(encoder.batcher.admit())
+        except QueueFull:
+            raise errors.overloaded(settings.retry_after_s) from None
+        encoder.batcher.observe_request(1)
+        [embedding] = await _all(encoder.batcher.submit([encoder_inputs(encoder, ids, mask)]))
+    embedding = np.asarray(embedding, np.float32)
+    cache.put(key, embedding)
+    return embedding, False
+
+
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """Generator output 3 x H x W float in [0,1] -> H x W x 3 uint8."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+@dataclass
+class Generated:
+    images: list[bytes]
+    media_type: str
+    seeds: list[int]
+    size: int
+    upscaler: Model | None
+    cached: bool
+
+
+async def generate(
+    generator: Model, encoder: Model, upscaler: Model | None, prompt: str, n: int, seed: int, size: int,
+    fmt: str, quality: int, cache: PromptCache, settings: Settings,
+) -> Generated:
+    """n images of ``prompt`` (seeds seed .. seed + n - 1), at the generator's size or through ``upscaler``."""
+    embedding, cached = await embed(encoder, prompt, cache, settings)
+    seeds = [seed + i for i in range(n)]
+    zd = z_dim(generator)
+    generator.batcher.observe_request(n)
+    outputs = await _all(generator.batcher.submit([generator_inputs(generator, embedding, noise(s, zd)) for s in seeds]))
+    pixels = [to_pixels(o) for o in outputs]
+    del outputs
+    if upscaler is not None:
+        h, w = pixels[0].shape[:2]
+        plan = TilePlan(h, w, settings.tile_size, settings.tile_overlap, upscaler.scale)
+        tasks = [asyncio.ensure_future(tiled(upscaler, p, 255, plan)) for p in pixels]
+        try:
+            pixels = await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+    encoded = await asyncio.gather(*(asyncio.to_thread(imaging.encode, p, None, False, fmt, quality) for p in pixels))
+    return Generated([b for b, _ in encoded], encoded[0][1], seeds, pixels[0].shape[0], upscaler, cached)

@@ -1,0 +1,311 @@
+"""POST /text-to-image: tokenizing, the prompt cache, seeds, n > 1, size 256, bad input; the registry's text
+models. Unit tests and a real server on exact stand-ins (tests/t2i_standins.py), then the shipped models."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from app import errors
+from app import text_to_image as t2i
+from app.config import Settings
+from app.main import create_app
+from app.registry import Registry
+from tests import t2i_standins as standins
+from tests.helpers import ROOT, ServerProcess, metric_value, write_nearest_model
+
+PROMPT = "this flower has bright yellow petals and a dark center"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("t2i-models")
+    write_nearest_model(d, "nearest-x4", 4)
+    return standins.write_t2i_models(d)
+
+
+def image_of(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def error_of(r: httpx.Response) -> dict:
+    body = r.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    return body["error"]
+
+
+# -- units --------------------------------------------------------------------------------------------------
+def test_length_buckets():
+    assert [t2i.bucket(n, 128) for n in (1, 16, 17, 33, 64, 65, 128, 500)] == [16, 16, 32, 64, 64, 128, 128, 128]
+    assert t2i.bucket(20, 32) == 32 and t2i.bucket(40, 32) == 32 and t2i.bucket(3, 8) == 8
+
+
+def test_tokenize_pads_to_a_bucket_and_truncates_at_max_length(models_dir):
+    tok = t2i.load_tokenizer(models_dir / "text-encoder.json", json.loads((models_dir / "text-encoder.json").read_text()))
+    ids, mask = t2i.tokenize(tok, "A red flower", standins.MAX_LENGTH)
+    assert ids.dtype == mask.dtype == np.int64 and ids.shape == mask.shape == (16,)
+    red, flower = standins.VOCAB["red"], standins.VOCAB["flower"]
+    assert list(ids[:5]) == [2, standins.VOCAB["a"], red, flower, 3] and not ids[5:].any()  # [CLS] a red flower [SEP]
+    assert list(mask) == [1] * 5 + [0] * 11
+    ids, mask = t2i.tokenize(tok, " ".join(["red"] * 100), standins.MAX_LENGTH)
+    assert ids.shape == (standins.MAX_LENGTH,) and mask.all() and ids[0] == 2 and ids[-1] == 3  # truncated, specials kept
+
+
+def test_prompt_cache_is_lru_and_size_zero_keeps_nothing():
+    c = t2i.PromptCache(2)
+    for k in "abc":
+        c.put(("e", k), np.full(2, ord(k), np.float32))
+    assert c.get(("e", "a")) is None and c.get(("e", "b"))[0] == ord("b")  # a evicted; b now most recent
+    c.put(("e", "d"), np.zeros(2, np.float32))
+    assert c.get(("e", "c")) is None and c.get(("e", "b")) is not None and len(c) == 2
+    none = t2i.PromptCache(0)
+    none.put(("e", "a"), np.zeros(2, np.float32))
+    assert none.get(("e", "a")) is None and len(none) == 0
+
+
+def test_registry_loads_text_models_never_as_upscalers(models_dir):
+    reg = Registry(Settings(models_dir=models_dir))
+    reg.load()
+    reg.warmup()  # token and embedding inputs: must not be warmed up as image models
+    assert reg.failed == {}  # the tokenizer file is not taken for a card
+    assert {"text-encoder", "t2i-test64", "nearest-x4"} <= set(reg.models)
+    assert reg.models["text-encoder"].tokenizer is not None
+    assert reg.upscaler(None, 4).name == "nearest-x4" and reg.generator(None).name == "t2i-test64"
+    for name in ("text-encoder", "t2i-test64"):
+        with pytest.raises(errors.ApiError) as e:
+            reg.upscaler(name, None)
+        assert e.value.status == 422
+    with pytest.raises(errors.ApiError) as e:
+        reg.generator("nearest-x4")
+    assert e.value.status == 422
+
+
+def test_generator_without_its_encoder_fails_with_a_reason_others_serve(tmp_path):
+    write_nearest_model(tmp_path, "nearest-x4", 4)
+    standins.write_generator(tmp_path, encoder="no-such-encoder")
+    reg = Registry(Settings(models_dir=tmp_path))
+    reg.load()
+    assert "nearest-x4" in reg.models and "t2i-test64" not in reg.models
+    assert "text encoder 'no-such-encoder' is not loaded" in reg.failed["t2i-test64"]
+    with pytest.raises(errors.ApiError) as e:
+        reg.generator(None)
+    assert e.value.status == 422 and "no text-to-image model" in e.value.message
+
+
+def test_encoder_without_its_tokenizer_fails_and_so_does_its_generator(tmp_path):
+    standins.write_t2i_models(tmp_path)
+    (tmp_path / "text-encoder.tokenizer.json").unlink()
+    reg = Registry(Settings(models_dir=tmp_path))
+    reg.load()
+    assert "tokenizer" in reg.failed["text-encoder"] and "missing" in reg.failed["text-encoder"]
+    assert "text encoder 'text-encoder' is not loaded" in reg.failed["t2i-test64"] and not reg.models
+
+
+def test_repeated_prompt_skips_the_encoder(models_dir):
+    """The encoder's session is called once per distinct prompt; the cache answers the rest."""
+    settings = Settings(models_dir=models_dir, warmup=False)
+    reg = Registry(settings)
+    reg.load()
+    enc, gen = reg.models["text-encoder"], reg.models["t2i-test64"]
+    calls: list[int] = []
+    run = enc.batcher.run
+    enc.batcher.run = lambda *x: calls.append(len(x[0])) or run(*x)
+
+    async def go():
+        reg.start()
+        cache = t2i.PromptCache(8)
+        try:
+            a = await t2i.generate(gen, enc, None, "a red flower", 1, 5, 64, "png", 90, cache, settings)
+            b = await t2i.generate(gen, enc, None, "a red flower", 2, 5, 64, "png", 90, cache, settings)
+            c = await t2i.generate(gen, enc, None, "a white flower", 1, 5, 64, "png", 90, cache, settings)
+            return a, b, c
+        finally:
+            await reg.stop()
+
+    a, b, c = asyncio.run(go())
+    assert calls == [1, 1]  # "a red flower" once, "a white flower" once
+    assert (a.cached, b.cached, c.cached) == (False, True, False)
+    assert a.images[0] == b.images[0] and b.seeds == [5, 6] and a.images[0] != c.images[0]
+    assert np.abs(image_of(a.images[0]).astype(int) - standins.image("a red flower", 5)).max() <= 1
+
+
+# -- in-process app: admission and deadline -------------------------------------------------------------------
+def test_full_generator_queue_is_503_and_deadline_is_504(models_dir):
+    body = {"prompt": "a red flower", "seed": 1}
+    with TestClient(create_app(Settings(models_dir=models_dir, max_queue=2))) as c:
+        gen = c.app.state.registry.models["t2i-test64"]
+        gen.batcher.in_flight = 2  # every slot taken
+        r = c.post("/text-to-image", json=body)
+        assert r.status_code == 503 and error_of(r)["code"] == "overloaded" and r.headers["retry-after"] == "1"
+        gen.batcher.in_flight = 0
+        assert c.post("/text-to-image", json=body).status_code == 200
+    with TestClient(create_app(Settings(models_dir=models_dir, request_timeout_s=1e-6))) as c:
+        r = c.post("/text-to-image", json={"prompt": "a pink flower"})
+        assert r.status_code == 504 and error_of(r)["code"] == "timeout"
+
+
+# -- the real server on the stand-ins ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(models_dir):
+    srv = ServerProcess({"GAN_MODELS_DIR": str(models_dir), "GAN_TILE_SIZE": "32", "GAN_TILE_OVERLAP": "8"})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def gen(client, **body) -> httpx.Response:
+    return client.post("/text-to-image", json=body)
+
+
+def test_one_image_is_the_exact_image_with_headers(client):
+    r = gen(client, prompt=f"  {PROMPT} ", seed=3)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-model"] == "t2i-test64" and r.headers["x-seed"] == "3" and r.headers["x-text-encoder"] == "text-encoder"
+    assert "x-upscaler" not in r.headers and r.headers["x-size"] == "64"
+    out = image_of(r.content)
+    assert out.shape == (64, 64, 3)
+    assert np.abs(out.astype(int) - standins.image(PROMPT, 3)).max() <= 1  # stripped prompt, noise of seed 3
+
+
+def test_same_seed_same_bytes_other_seed_or_prompt_other_bytes(client):
+    a, b = gen(client, prompt="a red flower", seed=11), gen(client, prompt="a red flower", seed=11)
+    c, d = gen(client, prompt="a red flower", seed=12), gen(client, prompt="a purple flower", seed=11)
+    assert a.content == b.content and len({a.content, c.content, d.content}) == 3
+
+
+def test_without_seed_a_random_one_is_reported_and_reproduces(client):
+    r = gen(client, prompt="a white flower")
+    seed = int(r.headers["x-seed"])
+    assert seed >= 0 and gen(client, prompt="a white flower", seed=seed).content == r.content
+
+
+def test_n_images_answer_json_with_seeds_in_order(client):
+    r = gen(client, prompt="a pink flower", n=3, seed=10, format="webp")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["seeds"] == [10, 11, 12] and body["model"] == "t2i-test64" and len(body["images"]) == 3
+    assert body["media_type"] == "image/webp" and body["size"] == 64
+    images = [base64.b64decode(b) for b in body["images"]]
+    assert len(set(images)) == 3
+    assert images[1] == gen(client, prompt="a pink flower", seed=11, format="webp").content  # image i of n = seed + i
+
+
+def test_size_256_is_the_64_image_through_the_x4_upscaler(client):
+    small = gen(client, prompt="an orange flower", seed=4)
+    big = gen(client, prompt="an orange flower", seed=4, size=256)
+    assert big.status_code == 200 and big.headers["x-upscaler"] == "nearest-x4" and big.headers["x-size"] == "256"
+    assert np.array_equal(image_of(big.content), image_of(small.content).repeat(4, 0).repeat(4, 1))
+    r = gen(client, prompt="an orange flower", seed=4, size=256, n=2)
+    assert r.json()["upscaler"] == "nearest-x4" and image_of(base64.b64decode(r.json()["images"][0])).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("fmt,ctype", [("jpeg", "image/jpeg"), ("webp", "image/webp")])
+def test_formats(client, fmt, ctype):
+    r = gen(client, prompt="a red flower", seed=1, format=fmt, quality=80)
+    assert r.status_code == 200 and r.headers["content-type"] == ctype and image_of(r.content).shape == (64, 64, 3)
+
+
+def test_repeated_prompt_skips_the_encoder_on_the_server(client):
+    def encoder_batches() -> float:
+        return metric_value(client.get("/metrics").text.replace('model="text-encoder"', "ENC"), "gan_batch_size_count{ENC}")
+
+    before = encoder_batches()
+    first = gen(client, prompt="a large round yellow flower", seed=1)
+    assert first.headers["x-prompt-cache"] == "miss" and encoder_batches() == before + 1
+    again = gen(client, prompt="a large round yellow flower", seed=2, n=2)
+    assert again.headers["x-prompt-cache"] == "hit" and encoder_batches() == before + 1
+    assert 'gan_requests_total{method="POST",route="/text-to-image",status="200"}' in client.get("/metrics").text
+
+
+def test_listed_ready_and_not_upscalers(client):
+    cards = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert cards["text-encoder"]["task"] == "text-encoder" and cards["t2i-test64"]["task"] == "text-to-image"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["failed"] == {} and "t2i-test64" in ready["models"]
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    r = client.post("/upscale?model=t2i-test64", content=png.getvalue())
+    assert r.status_code == 422 and error_of(r)["code"] == "invalid_parameters"
+    assert client.post("/upscale", content=png.getvalue()).headers["x-model"] == "nearest-x4"
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": "   "}, "prompt"),
+    ({"prompt": "x" * 301}, "prompt"),
+    ({"prompt": "a red flower", "n": 0}, "n"),
+    ({"prompt": "a red flower", "n": 17}, "n"),
+    ({"prompt": "a red flower", "n": "2"}, "n"),
+    ({"prompt": "a red flower", "n": True}, "n"),
+    ({"prompt": "a red flower", "size": 128}, "size"),
+    ({"prompt": "a red flower", "seed": -1}, "seed"),
+    ({"prompt": "a red flower", "seed": 1.5}, "seed"),
+    ({"prompt": "a red flower", "format": "gif"}, "format"),
+    ({"prompt": "a red flower", "quality": 0}, "quality"),
+    ({"prompt": "a red flower", "style_image": "x"}, "style_image"),
+    ({"prompt": 5}, "prompt"),
+])
+def test_bad_fields_are_422_naming_the_field(client, body, field):
+    r = gen(client, **body)
+    assert r.status_code == 422, r.text
+    err = error_of(r)
+    assert err["code"] == "invalid_parameters" and field in err["message"]
+
+
+def test_bad_bodies_are_clear_4xx(client):
+    def post(content, ctype):
+        return client.post("/text-to-image", content=content, headers={"content-type": ctype} if ctype else {})
+
+    cases = [
+        (post(b"{not json", "application/json"), 400, "bad_request"),
+        (post(b"", "application/json"), 400, "bad_request"),
+        (post(b'["a red flower"]', "application/json"), 400, "bad_request"),
+        (post(b"\xff\xfe", "application/json"), 400, "bad_request"),
+        (post(b'{"prompt": "a red flower"}', "text/plain"), 415, "unsupported_media_type"),
+        (post(b'{"prompt": "a red flower"}', None), 415, "unsupported_media_type"),
+        (client.post("/text-to-image", data={"prompt": "a red flower"}), 415, "unsupported_media_type"),
+        (post(json.dumps({"prompt": "a" * 300, "pad": "x" * 20000}).encode(), "application/json"), 413, "too_large"),
+        (gen(client, prompt="a red flower", model="nearest-x4"), 422, "invalid_parameters"),
+        (gen(client, prompt="a red flower", model="nope"), 404, "not_found"),
+        (client.get("/text-to-image"), 405, "method_not_allowed"),
+    ]
+    for r, status, code in cases:
+        assert (r.status_code, error_of(r)["code"]) == (status, code), r.text
+    assert post(b'{"prompt": "a red flower", "seed": 1}', "application/json; charset=utf-8").status_code == 200
+
+
+def test_openapi_shows_the_request_schema_with_an_example(client):
+    op = client.get("/openapi.json").json()["paths"]["/text-to-image"]["post"]
+    content = op["requestBody"]["content"]["application/json"]
+    assert set(content["schema"]["properties"]) >= {"prompt", "n", "seed", "size", "format"}
+    assert content["schema"]["properties"]["prompt"]["maxLength"] == 300 and content["example"]["prompt"]
+
+
+def test_no_text_to_image_model_is_a_clear_422(nearest_models):
+    srv = ServerProcess({"GAN_MODELS_DIR": str(nearest_models)})
+    try:
+        r = httpx.post(srv.url + "/text-to-image", json={"prompt": "a red flower"})
+        assert r.status_code == 422 and "no text-to-image model" in error_of(r)["message"]
+    finally:
+        srv.stop()
+
+
+# -- the shipped models -----------------------------------------------------------------------------------------
+SHIPPED = ROOT / "models"
+have_shipped = pytest.mark.skipif(
+    not all((SHIPPED / f).exists() for f in ("text-encoder.onnx", "text-encoder.tokenizer.json", "t2i-flowers64.onnx")),
+    reason="the text-to-image models are not shipped yet")

@@ -1,5 +1,6 @@
 """The page at GET / in a real browser (Debian's chromium driven by playwright), against the real server
-running the shipped models: upload, result at 4x, the comparison slider, errors in words, a narrow screen.
+running the shipped models: upload, result at 4x, the comparison slider, errors in words, a narrow screen; and
+the text-to-image tab against a server on the stand-in text models.
 
 Screenshots go to the test's temporary folder; with UPDATE_SCREENSHOTS=1 also to docs/ (for the README).
 CI installs chromium (.ci/run), so this runs there; elsewhere it is skipped when no chromium is found.
@@ -12,7 +13,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.helpers import ROOT, SHARED, ServerProcess, photo
+from tests.helpers import ROOT, SHARED, ServerProcess, photo, write_nearest_model
+from tests.t2i_standins import write_t2i_models
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,8 +105,55 @@ def test_degrade_tab_keyboard_and_mobile(server, browser, images, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing overflows sideways
     shots(page, "web-degrade-mobile", tmp_path)
 
-    page.click("#tab-t2i")
-    page.fill("#t2i-form input[name=prompt]", "a red flower")
+    # Text to image is offered exactly when the server has a text-to-image model (tested with one below).
+    shipped = page.evaluate("fetch('/v1/models').then(r => r.json()).then(b => b.models.some(m => m.task === 'text-to-image'))")
+    assert page.is_visible("#tab-t2i") == shipped
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def t2i_server(tmp_path_factory):
+    """The stand-in text models (tests/t2i_standins.py) and a nearest-neighbour x4 as the upscaler."""
+    d = tmp_path_factory.mktemp("t2i-page-models")
+    write_nearest_model(d, "nearest-x4", 4)
+    write_t2i_models(d)
+    srv = ServerProcess({"GAN_MODELS_DIR": str(d)})
+    yield srv
+    srv.stop()
+
+
+def test_text_to_image_tab(t2i_server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(t2i_server.url + "/")
+    page.wait_for_selector("#tab-t2i:not([hidden])")  # offered: the server has a text-to-image model
+    page.focus("#tab-upscale")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tab-t2i", "aria-selected") == "true" and page.is_visible("#panel-t2i")
+    page.fill("#t2i-form input[name=prompt]", "a red flower with a dark center")
+    page.fill("#t2i-form input[name=n]", "3")
+    page.fill("#t2i-form input[name=seed]", "5")
+    page.select_option("#t2i-form select[name=size]", "64")
     page.click("#t2i-form button[type=submit]")
-    page.wait_for_selector("#t2i-status.error, #t2i-grid figure")  # answered either way, in words or images
+    page.wait_for_function("document.querySelectorAll('#t2i-grid figure img').length === 3 && "
+                           "[...document.querySelectorAll('#t2i-grid img')].every(i => i.complete && i.naturalWidth === 64)")
+    assert [c.split(" ·")[0] for c in page.locator("#t2i-grid figcaption").all_inner_texts()] == ["seed 5", "seed 6", "seed 7"]
+    assert "t2i-test64: 3 × 64 px" in page.inner_text("#t2i-meta")
+    assert page.get_attribute("#t2i-grid figure:nth-child(2) a", "download") == "text-to-image_seed6.png"
+
+    # A prompt of spaces passes the browser's `required` but not the server: the error is shown in words.
+    page.fill("#t2i-form input[name=prompt]", "   ")
+    page.click("#t2i-form button[type=submit]")
+    page.wait_for_selector("#t2i-status.error")
+    assert "prompt" in page.inner_text("#t2i-status")
+
+    # One image at 256 px: the 64 px image through the x4 upscaler; the page is still usable after the error.
+    page.fill("#t2i-form input[name=prompt]", "a white flower")
+    page.fill("#t2i-form input[name=n]", "1")
+    page.select_option("#t2i-form select[name=size]", "256")
+    page.click("#t2i-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#t2i-grid img').length === 1 && "
+                           "document.querySelector('#t2i-grid img').naturalWidth === 256")
+    assert "seed 5" in page.inner_text("#t2i-grid figcaption") and "+ nearest-x4" in page.inner_text("#t2i-meta")
+    assert page.inner_text("#t2i-status") == ""
+    page.screenshot(path=str(tmp_path / "t2i-standins.png"), full_page=True)  # stand-in images: never for docs/
     page.close()

@@ -14,13 +14,15 @@ function selectTab(tab) {
   }
   tab.focus();
 }
-tabs.forEach((tab, i) => {
+tabs.forEach((tab) => {
   tab.addEventListener("click", () => selectTab(tab));
   tab.addEventListener("keydown", (e) => {
+    const shown = tabs.filter((t) => !t.hidden);  // tabs for tools this server lacks are hidden
+    const i = shown.indexOf(tab);
     const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
-    if (step) selectTab(tabs[(i + step + tabs.length) % tabs.length]);
-    if (e.key === "Home") selectTab(tabs[0]);
-    if (e.key === "End") selectTab(tabs[tabs.length - 1]);
+    if (step) selectTab(shown[(i + step + shown.length) % shown.length]);
+    if (e.key === "Home") selectTab(shown[0]);
+    if (e.key === "End") selectTab(shown[shown.length - 1]);
   });
 });
 
@@ -113,7 +115,7 @@ for (const zone of document.querySelectorAll(".drop")) {
   });
 }
 
-// ---- models: fill the model list; offer `faces` only where a face model is loaded -----------------------
+// ---- models: fill the model list; offer `faces` and text to image only where their models are loaded ------
 fetch("/v1/models").then((r) => r.json()).then(({ models }) => {
   const select = $("#upscale-form select[name=model]");
   for (const m of models.filter((m) => m.task === "super-resolution")) {
@@ -122,6 +124,7 @@ fetch("/v1/models").then((r) => r.json()).then(({ models }) => {
     select.add(opt);
   }
   $("#faces-option").hidden = !models.some((m) => m.task === "face-super-resolution" || m.name.startsWith("face-"));
+  $("#tab-t2i").hidden = !models.some((m) => m.task === "text-to-image");
 }).catch(() => {});
 
 // ---- upscale -----------------------------------------------------------------------------------------
@@ -184,12 +187,17 @@ $("#t2i-form").addEventListener("submit", async (e) => {
   if (!resp) return;
   let images, seeds;
   if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) {
-    ({ images, seeds } = await resp.json());
-    images = images.map((b64) => `data:image/png;base64,${b64}`);
+    const body = await resp.json();
+    images = body.images.map((b64) => `data:${body.media_type};base64,${b64}`);
+    seeds = body.seeds;
   } else {
     images = [objectUrl("t2i", await resp.blob())];
     seeds = [resp.headers.get("X-Seed")];
   }
+  const ms = resp.headers.get("X-Processing-Time-Ms");
+  const upscaler = resp.headers.get("X-Upscaler");
+  $("#t2i-meta").textContent = `${resp.headers.get("X-Model")}${upscaler ? ` + ${upscaler}` : ""}: ` +
+    `${images.length} × ${req.size} px, ${ms ? (ms / 1000).toFixed(2) : "?"} s on the server`;
   const grid = $("#t2i-grid");
   grid.replaceChildren(...images.map((src, i) => {
     const fig = document.createElement("figure");
@@ -197,7 +205,11 @@ $("#t2i-form").addEventListener("submit", async (e) => {
     img.src = src;
     img.alt = `${req.prompt} (seed ${seeds[i]})`;
     const cap = document.createElement("figcaption");
-    cap.textContent = `seed ${seeds[i]}`;
+    const link = document.createElement("a");
+    link.href = src;
+    link.download = `text-to-image_seed${seeds[i]}.png`;
+    link.textContent = "download";
+    cap.append(`seed ${seeds[i]} · `, link);
     fig.append(img, cap);
     return fig;
   }));

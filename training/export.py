@@ -92,7 +92,9 @@ def write_metadata(path: Path, card: dict) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    props = {"card": json.dumps(card), "name": card["name"], "task": card["task"], "scale": str(card["scale"])}
+    props = {"card": json.dumps(card), "name": card["name"], "task": card["task"]}
+    if "scale" in card:  # upscalers and degraders; the text-to-image models have none
+        props["scale"] = str(card["scale"])
     del model.metadata_props[:]
     for k, v in props.items():
         model.metadata_props.add(key=k, value=v)
@@ -134,10 +136,21 @@ def default_description(arch: str, tc: dict, scale: int) -> str:
             "bicubic-like inputs; soft on heavily compressed or noisy photos.")
 
 
+FACE_USE = (
+    "Upscales small faces (about 16-48 px across in the input, framed as aligned face crops), alone or inside whole "
+    "photos (POST /upscale?faces=true). Trained on UTKFace crops (all ages, several ethnicities, colour and grayscale). "
+    "Limitations: the output is a plausible face, not evidence of identity: details it adds (eyes, teeth, skin) are "
+    "invented from what faces usually look like and must not be used to identify anyone, in forensics or as proof. "
+    "Profiles, occlusions, very low light and faces unlike its training data come out worse."
+)
+
+
 def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "",
-               description: str = "", real_photos: dict[str, list[Path]] | None = None, compare: list[str] = ()) -> dict:
+               description: str = "", real_photos: dict[str, list[Path]] | None = None, compare: list[str] = (),
+               faces: list[str] = ()) -> dict:
     """Export a run to NAME.onnx + card. ``real_photos`` (sets of real low-quality photos) adds NIQE of the
-    model's outputs on them, next to bicubic and the ``compare`` models, measured in the same run."""
+    model's outputs on them, next to bicubic and the ``compare`` models, measured in the same run; ``faces``
+    (folders of held-out aligned faces) makes it a face model, with the face table of evaluate_faces."""
     from training.evaluate import evaluate_onnx
 
     run, out_dir = Path(run), Path(out_dir)
@@ -184,6 +197,11 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
             from training.evaluate_real import evaluate_real
 
             card["metrics"]["real_photos_niqe"] = evaluate_real([*compare, onnx_path], real_photos, scale)
+        if faces:
+            from training.evaluate_faces import HR_SIZE, evaluate_faces
+
+            card |= {"domain": "faces", "face_input": HR_SIZE // scale, "intended_use_and_limitations": FACE_USE}
+            card["metrics"]["faces"] = evaluate_faces([*compare, onnx_path], list(faces))
     write_metadata(onnx_path, card)
     card["onnx"]["sha256"] = sha256_file(onnx_path)
     card["onnx"]["bytes"] = onnx_path.stat().st_size

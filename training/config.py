@@ -28,11 +28,15 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch default
     command: str = ""
     # How training LR is made from HR: bicubic | pipeline (the classical degradation pipeline) |
-    # learned (the High-to-Low net given by h2l_model) | mixed (pipeline or learned, half each).
+    # learned (the High-to-Low net given by h2l_model) | mixed (pipeline or learned, half each) |
+    # any of these joined by "+" (e.g. bicubic+pipeline: each with equal odds).
     degradation: str = "bicubic"
     degradation_preset: str = "medium"
     h2l_model: str = ""  # NAME.onnx of an exported High-to-Low generator
     init: str = ""  # start from the EMA weights of this checkpoint (fine-tuning)
+    resize: int = 0  # resize every image to this short side when loading (0: as they are), e.g. whole aligned faces
+    gray: float = 0.0  # share of training patches made grayscale
+    upright: bool = False  # augment with left-right flips only (aligned faces), not all 8 flips/rotations
 
 
 @dataclass
@@ -55,6 +59,12 @@ class GanConfig:
     w_fm: float = 1.0
     w_tv: float = 1e-5
     w_cutmix: float = 1.0  # U-Net only: per-pixel CutMix loss and consistency, each with this weight
+    degradation: str = "bicubic"  # how LR is made, as TrainConfig.degradation
+    degradation_preset: str = "medium"
+    h2l_model: str = ""
+    resize: int = 0
+    gray: float = 0.0
+    upright: bool = False
     ema: float = 0.999
     seed: int = 0
     val_images: int = 8

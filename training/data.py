@@ -53,11 +53,11 @@ def downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     return bicubic_resize(hr, (w // scale, h // scale))
 
 
-def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One of the 8 dihedral transforms, chosen at random."""
+def augment(patch: np.ndarray, rng: np.random.Generator, upright: bool = False) -> np.ndarray:
+    """One of the 8 dihedral transforms, chosen at random; ``upright``: a left-right flip or not (aligned faces)."""
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
-    return np.rot90(patch, k=int(rng.integers(4)))
+    return patch if upright else np.rot90(patch, k=int(rng.integers(4)))
 
 
 LRMaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -96,7 +96,9 @@ def mixed_lr(makers: list[LRMaker]) -> LRMaker:
 
 
 def lr_maker(kind: str, preset: str = "medium", h2l_model: str | Path = "") -> LRMaker:
-    """The LR source named in a training config."""
+    """The LR source named in a training config; ``a+b`` draws from each source with equal odds."""
+    if "+" in kind:
+        return mixed_lr([lr_maker(k, preset, h2l_model) for k in kind.split("+")])
     if kind in ("learned", "mixed") and not h2l_model:
         raise ValueError(f"degradation '{kind}' needs an exported High-to-Low model (h2l_model)")
     if kind == "bicubic":
@@ -113,7 +115,10 @@ def lr_maker(kind: str, preset: str = "medium", h2l_model: str | Path = "") -> L
 class PatchSampler:
     """Draws batches of (lr, hr) float32 NCHW arrays in [0,1] from images held in memory."""
 
-    def __init__(self, images: list[np.ndarray], hr_patch: int, scale: int, seed: int = 0, make_lr: LRMaker = bicubic_lr) -> None:
+    def __init__(
+        self, images: list[np.ndarray], hr_patch: int, scale: int, seed: int = 0, make_lr: LRMaker = bicubic_lr, gray: float = 0.0,
+        upright: bool = False,
+    ) -> None:
         if hr_patch % scale:
             raise ValueError(f"hr_patch {hr_patch} is not a multiple of scale {scale}")
         self.images = [im for im in images if min(im.shape[:2]) >= hr_patch]
@@ -125,6 +130,8 @@ class PatchSampler:
         self.weights = positions / positions.sum()
         self.rng = np.random.default_rng(seed)
         self.make_lr = make_lr
+        self.gray = gray  # the share of patches turned grayscale (kept as 3 equal channels) before LR is made
+        self.upright = upright
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         p, s = self.hr_patch, self.scale
@@ -133,10 +140,17 @@ class PatchSampler:
             im = self.images[idx]
             y = int(self.rng.integers(im.shape[0] - p + 1))
             x = int(self.rng.integers(im.shape[1] - p + 1))
-            hr = np.ascontiguousarray(augment(im[y : y + p, x : x + p], self.rng))
+            hr = np.ascontiguousarray(augment(im[y : y + p, x : x + p], self.rng, self.upright))
+            if self.gray and self.rng.random() < self.gray:
+                hr = to_gray(hr)
             hrs.append(hr)
             lrs.append(self.make_lr(hr, s, self.rng))
         return to_tensor_batch(lrs), to_tensor_batch(hrs)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> the same image in grayscale (ITU-R 601 luma, as Pillow's "L"), still 3 channels."""
+    return np.repeat(np.asarray(Image.fromarray(img).convert("L"))[..., None], 3, axis=2)
 
 
 def to_tensor_batch(images: list[np.ndarray]) -> np.ndarray:
@@ -144,7 +158,16 @@ def to_tensor_batch(images: list[np.ndarray]) -> np.ndarray:
     return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
 
 
-def load_images(paths: list[Path], progress: bool = True) -> list[np.ndarray]:
+def resize_short_side(img: np.ndarray, size: int) -> np.ndarray:
+    """Bicubic resize so that the short side is ``size`` pixels (aspect kept)."""
+    h, w = img.shape[:2]
+    k = size / min(h, w)
+    return bicubic_resize(img, (max(size, round(w * k)), max(size, round(h * k))))
+
+
+def load_images(paths: list[Path], progress: bool = True, resize: int = 0) -> list[np.ndarray]:
+    """Decode all images; with ``resize``, each is resized to that short side (e.g. whole aligned faces)."""
     from tqdm import tqdm
 
-    return [load_rgb(p) for p in tqdm(paths, desc="loading images", disable=not progress, leave=False)]
+    images = (load_rgb(p) for p in tqdm(paths, desc="loading images", disable=not progress, leave=False))
+    return [resize_short_side(im, resize) if resize else im for im in images]

@@ -47,8 +47,10 @@ def train(cfg: GanConfig, resume: bool = False, progress: bool = True, stop_at: 
     scale = init_net.config.scale
     paths = data.list_images(cfg.data)
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
-    sampler = data.PatchSampler(data.load_images(train_paths, progress), cfg.hr_patch, scale, seed=cfg.seed)
-    val_hr = [center_crop(im, cfg.val_crop, scale) for im in data.load_images(val_paths, progress=False)]
+    make_lr = data.lr_maker(cfg.degradation, cfg.degradation_preset, cfg.h2l_model)
+    sampler = data.PatchSampler(data.load_images(train_paths, progress, cfg.resize), cfg.hr_patch, scale, seed=cfg.seed,
+                                make_lr=make_lr, gray=cfg.gray, upright=cfg.upright)
+    val_hr = [center_crop(im, cfg.val_crop, scale) for im in data.load_images(val_paths, progress=False, resize=cfg.resize)]
 
     net = init_net.to(device).train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)

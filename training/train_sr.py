@@ -165,12 +165,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
     log.info("data: %d images (%d train, %d held out for validation) from %s", len(paths), len(train_paths), len(val_paths), cfg.data)
     make_lr = data.lr_maker(cfg.degradation, cfg.degradation_preset, cfg.h2l_model)
-    sampler = data.PatchSampler(data.load_images(train_paths, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed, make_lr=make_lr)
+    sampler = data.PatchSampler(data.load_images(train_paths, progress, cfg.resize), cfg.hr_patch, cfg.scale, seed=cfg.seed,
+                                make_lr=make_lr, gray=cfg.gray, upright=cfg.upright)
     log.info("training LR: %s", cfg.degradation if cfg.degradation == "bicubic" else
              f"{cfg.degradation} (preset {cfg.degradation_preset}, learned model {cfg.h2l_model or '-'})")
     if sampler.skipped:
         log.info("skipped %d images smaller than the %dpx patch", sampler.skipped, cfg.hr_patch)
-    val_hr = [center_crop(im, cfg.val_crop, cfg.scale) for im in data.load_images(val_paths, progress=False)]
+    val_hr = [center_crop(im, cfg.val_crop, cfg.scale) for im in data.load_images(val_paths, progress=False, resize=cfg.resize)]
     if not val_hr:
         log.warning("too few images to hold any out: no validation PSNR for this run")
 

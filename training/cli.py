@@ -273,6 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("models", nargs="?", default="models")
     m.set_defaults(func=cmd_models_table)
 
+    from training.t2i.commands import add_commands as add_t2i_commands
+
+    add_t2i_commands(sub)  # t2i-export-encoder, t2i-train, t2i-classifier, t2i-evaluate, t2i-export
+
     args = p.parse_args(argv)
     args.argv = argv
     args.func(args)

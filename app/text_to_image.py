@@ -5,6 +5,12 @@
   batcher, so calls from concurrent requests share one session call. A prompt is one encoder "tile": its
   tokens padded to a length bucket (16, 32, 64, ..., the card's ``max_length``), so prompts of similar length
   batch together; the attention mask keeps the padding out of the (in-graph) mean pooling.
+- Except for an int8 encoder (card ``"precision": "int8"``, ONNX Runtime dynamic quantisation): it quantises
+  activations with one scale per call, computed over the whole batch, padding included, so a prompt's
+  embedding would depend on the prompts it happens to be batched with (cosine ~0.994 to the same prompt
+  alone) and the same prompt and seed would not give the same bytes from one request (or replica) to the next.
+  Such an encoder runs one prompt per call at its exact length (on 2 CPU cores that is no slower: ~6 ms
+  alone against ~10 ms per prompt in a padded batch of 4); the cache takes the repeats.
 - Prompt embeddings are kept in an LRU cache (``GAN_T2I_CACHE_SIZE``): a repeated prompt skips the encoder.
 - Image i of n gets seed + i: its noise is ``numpy.random.default_rng(seed + i).standard_normal(z_dim)``, so
   the same prompt and seed give the same bytes, and image i of a batch can be asked for alone.
@@ -61,9 +67,15 @@ def check_generator(model: Model, models: dict[str, Model], failed: dict[str, st
     z_dim(model)
 
 
+def max_batch(card: dict, default: int) -> int:
+    """Items per session call for a model: 1 for an int8 text encoder (see the module's docstring)."""
+    return 1 if card.get("task") == ENCODER_TASK and card.get("precision") == "int8" else default
+
+
 def warmup(model: Model, batch: int) -> None:
     """Zeros of the serving shapes through the session (the encoder at the smallest length bucket)."""
     if model.task == ENCODER_TASK:
+        batch = min(batch, model.batcher.max_batch)
         length = bucket(1, int(model.card["max_length"]))
         model.session.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
     else:
@@ -102,10 +114,11 @@ def bucket(length: int, max_length: int) -> int:
     return min(b, max_length)
 
 
-def tokenize(tokenizer: Tokenizer, prompt: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask), int64, zero-padded (the mask keeps the padding out of the pooling)."""
+def tokenize(tokenizer: Tokenizer, prompt: str, max_length: int, pad: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask), int64, zero-padded to the length bucket (the mask keeps the padding out
+    of the pooling); ``pad=False``: at the prompt's exact length."""
     ids = tokenizer.encode(prompt).ids
-    length = bucket(len(ids), max_length)
+    length = bucket(len(ids), max_length) if pad else len(ids)
     out = np.zeros(length, np.int64)
     out[: len(ids)] = ids
     mask = np.zeros(length, np.int64)
@@ -176,7 +189,7 @@ async def embed(encoder: Model, prompt: str, cache: PromptCache, settings: Setti
     hit = cache.get(key)
     if hit is not None:
         return hit, True
-    ids, mask = tokenize(encoder.tokenizer, prompt, int(encoder.card["max_length"]))
+    ids, mask = tokenize(encoder.tokenizer, prompt, int(encoder.card["max_length"]), pad=encoder.batcher.max_batch > 1)
     with contextlib.ExitStack() as slot:
         try:
             slot.enter_context(encoder.batcher.admit())

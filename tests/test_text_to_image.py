@@ -6,6 +6,8 @@ import asyncio
 import base64
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -18,6 +20,7 @@ from app import text_to_image as t2i
 from app.config import Settings
 from app.main import create_app
 from app.registry import Registry
+from app.runtime import Session
 from tests import t2i_standins as standins
 from tests.helpers import ROOT, ServerProcess, metric_value, write_nearest_model
 
@@ -134,6 +137,40 @@ def test_repeated_prompt_skips_the_encoder(models_dir):
     assert (a.cached, b.cached, c.cached) == (False, True, False)
     assert a.images[0] == b.images[0] and b.seeds == [5, 6] and a.images[0] != c.images[0]
     assert np.abs(image_of(a.images[0]).astype(int) - standins.image("a red flower", 5)).max() <= 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_encoder_batches_concurrent_prompts_unless_int8(tmp_path, precision):
+    """fp32: concurrent prompts of one length bucket share a session call. int8 (dynamic quantisation: the
+    activation scale is taken over the whole batch): one prompt per call, unpadded, so batch-mates cannot
+    change an embedding."""
+    standins.write_t2i_models(tmp_path)
+    card = json.loads((tmp_path / "text-encoder.json").read_text())
+    (tmp_path / "text-encoder.json").write_text(json.dumps({**card, "precision": precision}))
+    settings = Settings(models_dir=tmp_path, warmup=False, max_wait_ms=50)
+    reg = Registry(settings)
+    reg.load()
+    enc, gen = reg.models["text-encoder"], reg.models["t2i-test64"]
+    shapes: list[tuple] = []
+    run = enc.batcher.run
+    enc.batcher.run = lambda ids, mask: shapes.append(ids.shape) or run(ids, mask)
+    prompts = ["a red flower", "a white flower with green leaves", "the large pink flower", "a dark orange center"]
+
+    async def go():
+        reg.start()
+        cache = t2i.PromptCache(8)
+        try:
+            return await asyncio.gather(*(t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, cache, settings) for p in prompts))
+        finally:
+            await reg.stop()
+
+    out = asyncio.run(go())
+    if precision == "fp32":
+        assert shapes == [(4, 16)]
+    else:
+        assert enc.batcher.max_batch == 1 and sorted(shapes) == sorted((1, len(p.split()) + 2) for p in prompts)
+    for p, o in zip(prompts, out):  # either way, each image is its own prompt's
+        assert np.abs(image_of(o.images[0]).astype(int) - standins.image(p, 0)).max() <= 1
 
 
 # -- in-process app: admission and deadline -------------------------------------------------------------------
@@ -295,11 +332,19 @@ def test_openapi_shows_the_request_schema_with_an_example(client):
     assert content["schema"]["properties"]["prompt"]["maxLength"] == 300 and content["example"]["prompt"]
 
 
-def test_no_text_to_image_model_is_a_clear_422(nearest_models):
-    srv = ServerProcess({"GAN_MODELS_DIR": str(nearest_models)})
+def test_a_generator_without_its_encoder_is_reported_and_the_rest_serves(tmp_path):
+    write_nearest_model(tmp_path, "nearest-x4", 4)
+    standins.write_generator(tmp_path, encoder="missing-encoder")
+    srv = ServerProcess({"GAN_MODELS_DIR": str(tmp_path)})
     try:
+        ready = httpx.get(srv.url + "/readyz")
+        assert ready.status_code == 200 and "'missing-encoder' is not loaded" in ready.json()["failed"]["t2i-test64"]
+        assert "t2i-test64" not in {m["name"] for m in httpx.get(srv.url + "/v1/models").json()["models"]}
         r = httpx.post(srv.url + "/text-to-image", json={"prompt": "a red flower"})
         assert r.status_code == 422 and "no text-to-image model" in error_of(r)["message"]
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(png, "PNG")
+        assert httpx.post(srv.url + "/upscale", content=png.getvalue()).status_code == 200
     finally:
         srv.stop()
 
@@ -309,3 +354,81 @@ SHIPPED = ROOT / "models"
 have_shipped = pytest.mark.skipif(
     not all((SHIPPED / f).exists() for f in ("text-encoder.onnx", "text-encoder.tokenizer.json", "t2i-flowers64.onnx")),
     reason="the text-to-image models are not shipped yet")
+have_encoder = pytest.mark.skipif(
+    not all((SHIPPED / f).exists() for f in ("text-encoder.onnx", "text-encoder.json", "text-encoder.tokenizer.json")),
+    reason="the text encoder is not shipped yet")
+
+
+@pytest.fixture(scope="module")
+def shipped_encoder():
+    card = json.loads((SHIPPED / "text-encoder.json").read_text())
+    session = Session(str(SHIPPED / card["onnx"]["file"]), ["CPUExecutionProvider"], 1)
+    tok = t2i.load_tokenizer(SHIPPED / "text-encoder.json", card)
+    enc = SimpleNamespace(session=session)  # what encoder_inputs needs of a Model
+
+    def embed(prompt: str, pad: bool = False) -> np.ndarray:
+        ids, mask = t2i.tokenize(tok, prompt, card["max_length"], pad=pad)
+        return session.run(*t2i.encoder_inputs(enc, ids[None], mask[None]))[0]
+
+    return card, embed
+
+
+@have_encoder
+def test_shipped_encoder_card_and_embeddings(shipped_encoder):
+    """The shipped encoder as the service runs it: 384-d unit vectors, blind to padding, and meaningful."""
+    card, embed = shipped_encoder
+    assert card["task"] == "text-encoder" and card["dim"] == 384 and card["max_length"] == 128
+    a = embed("a red flower")
+    assert a.shape == (384,) and a.dtype == np.float32 and abs(np.linalg.norm(a) - 1) < 1e-3
+    assert float(a @ embed("a red flower", pad=True)) > 0.99  # padding is masked out (up to int8 rounding)
+    if card.get("precision") == "int8":  # served one prompt per call, unpadded (app/text_to_image.py)
+        assert t2i.max_batch(card, 8) == 1
+    near, far = embed("a flower with red petals"), embed("a yellow school bus parked on the street")
+    assert float(a @ near) > float(a @ far) + 0.2
+    assert embed(" ".join(["petal"] * 400)).shape == (384,)  # truncated at max_length, not an error
+
+
+@pytest.fixture(scope="module")
+def shipped_server():
+    srv = ServerProcess({"GAN_MODELS_DIR": str(SHIPPED), "GAN_T2I_CACHE_SIZE": "0"}, timeout=240)  # every request encodes
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.slow
+@have_shipped
+def test_shipped_models_end_to_end(shipped_server):
+    """The real server on models/: text-encoder + t2i-flowers64 (+ sr-x4 for 256 px)."""
+    with httpx.Client(base_url=shipped_server.url, timeout=120) as c:
+        ready = c.get("/readyz").json()
+        assert ready["status"] == "ready" and {"text-encoder", "t2i-flowers64"} <= set(ready["models"]), ready
+        assert not any(k.startswith(("text-encoder", "t2i-")) for k in ready["failed"]), ready["failed"]
+        body = {"prompt": "this flower has bright yellow petals and a dark center", "seed": 7}
+        one = c.post("/text-to-image", json=body)
+        assert one.status_code == 200, one.text
+        assert one.headers["x-model"] == "t2i-flowers64" and one.headers["x-text-encoder"] == "text-encoder"
+        img = image_of(one.content)
+        assert img.shape == (64, 64, 3) and img.std() > 5  # an image, not a flat colour
+        again = c.post("/text-to-image", json=body)
+        assert again.content == one.content and again.headers["x-prompt-cache"] == "miss"  # same seed, same bytes
+        assert c.post("/text-to-image", json={**body, "seed": 8}).content != one.content
+
+        # Encoded again while other prompts are in flight: still the same bytes (no batch-mates in its embedding).
+        others = ["a red rose", "a white daisy with a yellow center", "pink petals", "an orange lily with dark spots"]
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(lambda b: c.post("/text-to-image", json=b), [{"prompt": p, "seed": 7} for p in others] + [body]))
+        assert all(r.status_code == 200 for r in answers) and answers[-1].content == one.content
+
+        many = c.post("/text-to-image", json={**body, "n": 4})
+        assert many.status_code == 200 and many.json()["seeds"] == [7, 8, 9, 10]
+        imgs = [image_of(base64.b64decode(b)).astype(int) for b in many.json()["images"]]
+        assert np.abs(imgs[0] - img).max() <= 1  # image 0 of 4 is the seed-7 image (batched with others)
+        spread = np.mean([np.abs(imgs[i] - imgs[j]).mean() for i in range(4) for j in range(i + 1, 4)])
+        assert spread > 3, spread  # distinct seeds give distinct images
+
+        big = c.post("/text-to-image", json={**body, "size": 256})
+        assert big.status_code == 200 and big.headers["x-upscaler"].startswith("sr-x4")
+        up = image_of(big.content).astype(float)
+        assert up.shape == (256, 256, 3)
+        down = up.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
+        assert np.abs(down - img).mean() < 6  # the 64 px image, enlarged: same content

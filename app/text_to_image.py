@@ -9,8 +9,8 @@
   activations with one scale per call, computed over the whole batch, padding included, so a prompt's
   embedding would depend on the prompts it happens to be batched with (cosine ~0.994 to the same prompt
   alone) and the same prompt and seed would not give the same bytes from one request (or replica) to the next.
-  Such an encoder runs one prompt per call at its exact length (on 2 CPU cores that is no slower: ~6 ms
-  alone against ~10 ms per prompt in a padded batch of 4); the cache takes the repeats.
+  Such an encoder runs one prompt per call at its exact length (on one CPU thread that is no slower: ~6 ms
+  alone against ~10 ms per prompt in a batch of 4 padded to 32 tokens); the cache takes the repeats.
 - Prompt embeddings are kept in an LRU cache (``GAN_T2I_CACHE_SIZE``): a repeated prompt skips the encoder.
 - Image i of n gets seed + i: its noise is ``numpy.random.default_rng(seed + i).standard_normal(z_dim)``, so
   the same prompt and seed give the same bytes, and image i of a batch can be asked for alone.

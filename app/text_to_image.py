@@ -85,8 +85,12 @@ def warmup(model: Model, batch: int) -> None:
 
 # -- model inputs ---------------------------------------------------------------------------------------------
 def z_dim(model: Model) -> int:
+    """The noise length: the card's ``z_dim``, else the graph's fixed ``noise`` width."""
     if "z_dim" in model.card:
         return int(model.card["z_dim"])
+    shape = next((i.shape for i in model.session.session.get_inputs() if i.name == "noise"), [None, None])
+    if isinstance(shape[1], int):
+        return shape[1]
     raise ValueError("a text-to-image card needs 'z_dim' (the length of its noise input)")
 
 

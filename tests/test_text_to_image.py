@@ -102,6 +102,16 @@ def test_generator_without_its_encoder_fails_with_a_reason_others_serve(tmp_path
     assert e.value.status == 422 and "no text-to-image model" in e.value.message
 
 
+def test_z_dim_from_the_card_else_from_the_graph(tmp_path):
+    standins.write_t2i_models(tmp_path)
+    card = json.loads((tmp_path / "t2i-test64.json").read_text())
+    del card["z_dim"]
+    (tmp_path / "t2i-test64.json").write_text(json.dumps(card))
+    reg = Registry(Settings(models_dir=tmp_path))
+    reg.load()
+    assert t2i.z_dim(reg.models["t2i-test64"]) == standins.Z_DIM and not reg.failed
+
+
 def test_encoder_without_its_tokenizer_fails_and_so_does_its_generator(tmp_path):
     standins.write_t2i_models(tmp_path)
     (tmp_path / "text-encoder.tokenizer.json").unlink()

@@ -92,7 +92,7 @@ def measure(img: np.ndarray) -> dict:
     ranked = sorted(shares, key=shares.get, reverse=True)
     petal = ranked[0]
     secondary = ranked[1] if len(ranked) > 1 and shares[ranked[1]] >= 0.15 else None
-    centre = dominant_colour(central(img, 0.2), 1.0)
+    centre = dominant_colour(central(img, 0.12), 1.0)
     hsv = rgb_to_hsv(central(img))
     mask = colour_name(hsv) == COLOURS.index(petal)
     s, v = (float(np.median(hsv[..., i][mask])) for i in (1, 2))

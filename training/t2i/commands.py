@@ -28,3 +28,142 @@ def add_commands(sub) -> None:
     e.add_argument("--parity-captions", dest="parity_captions", type=int, default=1000)
     e.add_argument("--fp32", action="store_true", help="ship the float32 graph (no quantisation)")
     e.set_defaults(func=cmd_export_encoder)
+    add_train_commands(sub)
+    add_eval_commands(sub)
+
+
+def _train_config(args: argparse.Namespace):
+    import dataclasses
+
+    from training.t2i.train import T2ITrainConfig
+
+    names = {f.name for f in dataclasses.fields(T2ITrainConfig)} - {"net", "command", "run_dir"}
+    net = {k: getattr(args, k) for k in ("z_dim", "proj", "ngf", "ndf") if getattr(args, k) is not None}
+    return T2ITrainConfig(run_dir=args.run, net=net, command="python -m training " + shlex.join(args.argv),
+                          **{k: getattr(args, k) for k in names})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.t2i.train import train
+
+    train(_train_config(args), progress=not args.no_progress)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from training.t2i.train import T2ITrainConfig, train
+
+    saved = json.loads((Path(args.run) / "config.json").read_text())
+    cfg = saved["train"]
+    changed = {k: v for k, v in (("threads", args.threads), ("steps", args.steps), ("lr", args.lr), ("lr_d", args.lr_d)) if v is not None}
+    cfg |= changed
+    if changed.keys() - {"threads"}:
+        saved["train"] = cfg
+        saved.setdefault("resumed_with", []).append(" ".join(["python -m training", *args.argv]))
+        (Path(args.run) / "config.json").write_text(json.dumps(saved, indent=2))
+    train(T2ITrainConfig(**cfg), resume=True, progress=not args.no_progress)
+
+
+def add_train_commands(sub) -> None:
+    import dataclasses
+
+    from training.t2i.train import T2ITrainConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(T2ITrainConfig) if f.default is not dataclasses.MISSING}
+    t = sub.add_parser("t2i-train", help="text-to-image: train the 64 px GAN-INT-CLS generator on flowers64 captions")
+    t.add_argument("--run", default=d["run_dir"], help="run directory (config, ckpt.pt, stats.jsonl, train.log, samples/)")
+    t.add_argument("--data", default=d["data"], help="flowers64 folder (labels.csv, images/, captions_reed.csv)")
+    t.add_argument("--encoder", default=d["encoder"], help="the exported text encoder (captions are embedded with it once, cached)")
+    t.add_argument("--cache", default=d["cache"], help="folder of the caption-embedding cache")
+    for name in ("z_dim", "proj", "ngf", "ndf"):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
+    for name in ("heldout", "attr_per_image", "batch", "steps", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
+    for name in ("lr", "lr_d", "beta1", "int_beta", "w_int", "ema"):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=d[name])
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("t2i-resume", help="text-to-image: continue a t2i-train run from its last checkpoint")
+    r.add_argument("run")
+    r.add_argument("--threads", type=int)
+    r.add_argument("--steps", type=int, help="train to this many steps in all")
+    r.add_argument("--lr", type=float)
+    r.add_argument("--lr-d", dest="lr_d", type=float)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_resume)
+
+
+def cmd_classifier(args: argparse.Namespace) -> None:
+    from training.t2i.classifier import train_classifier
+
+    _logging()
+    result = train_classifier(args.data, args.out, args.width, args.epochs, args.batch, args.lr, args.seed, args.threads,
+                              progress=not args.no_progress, command="python -m training " + shlex.join(args.argv))
+    print(json.dumps(result, indent=2))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from training.t2i.evaluate import evaluate, format_table
+
+    card_path = Path(args.model).with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    tc = card.get("training", {})
+    result = evaluate(args.model, args.classifier, args.data, args.encoder, args.cache, card.get("heldout_classes"),
+                      attr_per_image=tc.get("attr_per_image", 3), grid=args.grid or None, threads=args.threads)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from training.t2i.evaluate import format_table
+    from training.t2i.export import export_run
+
+    _logging()
+    card = export_run(args.run, args.out, args.name, args.classifier, evaluate_it=not args.no_evaluate, notes=args.notes,
+                      grid=args.grid or None, threads=args.threads)
+    if card["evaluation"]:
+        print(format_table(card["evaluation"]))
+    print(json.dumps({"onnx": card["onnx"], "steps": card["training"]["steps"]}, indent=2))
+
+
+def add_eval_commands(sub) -> None:
+    from training.t2i.classifier import DEFAULT_PATH
+
+    c = sub.add_parser("t2i-classifier", help="text-to-image: train the 102-class flower classifier used by t2i-evaluate")
+    c.add_argument("--data", default=DEFAULT_DATA)
+    c.add_argument("--out", default=DEFAULT_PATH)
+    c.add_argument("--width", type=int, default=32)
+    c.add_argument("--epochs", type=int, default=8)
+    c.add_argument("--batch", type=int, default=64)
+    c.add_argument("--lr", type=float, default=2e-3)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_classifier)
+
+    v = sub.add_parser("t2i-evaluate", help="text-to-image: class accuracy, Frechet distances, colour accuracy, diversity of an exported generator, with baselines")
+    v.add_argument("model", help="NAME.onnx (its card gives the held-out classes)")
+    v.add_argument("--classifier", default=DEFAULT_PATH)
+    v.add_argument("--data", default=DEFAULT_DATA)
+    v.add_argument("--encoder", default=DEFAULT_ENCODER)
+    v.add_argument("--cache", default="runs/t2i/cache")
+    v.add_argument("--grid", default="", help="also write the captions x seeds grid PNG here")
+    v.add_argument("--json", default="", help="also write the full result as JSON here")
+    v.add_argument("--threads", type=int, default=1)
+    v.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("t2i-export", help="text-to-image: export a t2i-train run's EMA generator to ONNX, evaluate it, write the card")
+    x.add_argument("run")
+    x.add_argument("--name", default="t2i-flowers64")
+    x.add_argument("--out", default="models")
+    x.add_argument("--classifier", default=DEFAULT_PATH)
+    x.add_argument("--grid", default="docs/t2i-grid.png")
+    x.add_argument("--notes", default="")
+    x.add_argument("--no-evaluate", action="store_true", help="card without the evaluation (an early export)")
+    x.add_argument("--threads", type=int, default=1)
+    x.set_defaults(func=cmd_export)

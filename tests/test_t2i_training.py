@@ -1,0 +1,239 @@
+"""Text-to-image training side: data and hold-out, nets, the GAN-INT-CLS loop (and its resume), export to the
+serving contract, the evaluation's measures, and the shipped encoder and generator files."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tokenizers")
+
+from training.t2i import captions as cap  # noqa: E402
+from training.t2i import data as t2i_data  # noqa: E402
+from training.t2i import evaluate as ev  # noqa: E402
+from training.t2i.nets import Discriminator, Exported, Generator, T2IConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+ENCODER = MODELS / "text-encoder.onnx"
+TINY = T2IConfig(ngf=8, ndf=8, proj=16, z_dim=12)
+COLOURS = {"red": (200, 20, 25), "yellow": (245, 220, 30), "white": (245, 245, 240), "purple": (120, 50, 190),
+           "pink": (240, 110, 190), "orange": (240, 130, 20)}
+needs_encoder = pytest.mark.skipif(not ENCODER.exists(), reason="models/text-encoder.onnx not shipped yet")
+
+
+def _flower(rgb, rng) -> np.ndarray:
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32 + rng.integers(-4, 5), xx - 32 + rng.integers(-4, 5))
+    img = np.empty((64, 64, 3), np.uint8)
+    img[:] = (40, 110 + rng.integers(0, 40), 30)
+    img[r < 22 + rng.integers(-3, 4)] = rgb
+    img[r < 5] = (70, 45, 10)
+    return img
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A flowers64-shaped folder: 6 classes, one petal colour each, 8 train + 2 test images, 2 human captions each."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("flowers64")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    labels, caps = [], []
+    for k, (colour, rgb) in enumerate(COLOURS.items()):
+        for j in range(10):
+            name = f"image_{k * 10 + j + 1:05d}.jpg"
+            Image.fromarray(_flower(rgb, rng)).save(root / "images" / name, quality=95)
+            labels.append({"image": name, "class_id": k + 1, "class_name": f"{colour} testflower", "split": "train" if j < 8 else "test"})
+            caps += [{"image": name, "caption": f"this flower has {colour} petals and a brown center", "class_id": k + 1, "class_confidence": "high"},
+                     {"image": name, "caption": f"a round flower with {colour} petals", "class_id": k + 1, "class_confidence": "high"}]
+    for fname, rows in (("labels.csv", labels), ("captions_reed.csv", caps)):
+        with open(root / fname, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return root
+
+
+def test_heldout_classes_are_seeded_and_disjoint():
+    a = t2i_data.heldout_classes(20, 0)
+    assert a == t2i_data.heldout_classes(20, 0) and a != t2i_data.heldout_classes(20, 1)
+    assert len(set(a)) == 20 and all(1 <= c <= 102 for c in a)
+
+
+def test_train_pool_excludes_heldout_classes_and_other_splits(tiny_data):
+    from training.t2i.train import train_pool
+
+    ds = t2i_data.load(tiny_data, attr_per_image=2)
+    pool = train_pool(ds, [2, 5])
+    assert len(pool) == 4 * 8
+    assert not np.isin(ds.class_ids[pool], [2, 5]).any() and (ds.split[pool] == "train").all()
+    # every image: its 2 human captions + 2 attribute captions, the attribute ones naming the measured colour
+    assert len(ds.texts) == 60 * 4 and ds.text_is_attr.sum() == 120
+    for t in np.flatnonzero(ds.text_is_attr):
+        colour = ds.class_names[int(ds.class_ids[ds.text_image[t]])].split()[0]
+        assert any(w in ds.texts[t] for w in cap.SYNONYMS[colour]), ds.texts[t]
+
+
+def test_generator_and_discriminator_shapes_and_conditioning():
+    torch.manual_seed(0)
+    g, d = Generator(TINY).eval(), Discriminator(TINY)
+    z, e = torch.randn(3, TINY.z_dim), torch.nn.functional.normalize(torch.randn(3, 384), dim=1)
+    x = g(z, e)
+    assert x.shape == (3, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert not torch.allclose(g(z, e.roll(1, 0)), x)  # the text changes the image
+    assert d(x, e).shape == (3,) and not torch.allclose(d(x, e), d(x, e.roll(1, 0)))  # D sees the text
+    y = Exported(g)(e, z)
+    assert torch.allclose(y, x * 0.5 + 0.5, atol=1e-6) and y.min() >= 0 and y.max() <= 1
+
+
+def _cfg(tiny_data, run_dir, **kw):
+    from training.t2i.train import T2ITrainConfig
+
+    base = dict(data=str(tiny_data), encoder=str(ENCODER), cache=str(Path(run_dir).parent / "cache"), run_dir=str(run_dir),
+                net={"ngf": 8, "ndf": 8, "proj": 16, "z_dim": 12}, heldout=1, attr_per_image=1, batch=8, steps=4,
+                sample_every=2, ckpt_every=2, log_every=1, threads=1)
+    return T2ITrainConfig(**{**base, **kw})
+
+
+@needs_encoder
+def test_training_writes_the_run_and_resume_continues_exactly(tiny_data, tmp_path):
+    from training.t2i.train import train
+
+    whole = train(_cfg(tiny_data, tmp_path / "whole"), progress=False)
+    part = _cfg(tiny_data, tmp_path / "part")
+    train(part, progress=False, stop_at=2)
+    assert torch.load(tmp_path / "part" / "ckpt.pt", weights_only=False)["step"] == 2
+    train(part, resume=True, progress=False)
+    a, b = (torch.load(p, weights_only=False) for p in (whole, tmp_path / "part" / "ckpt.pt"))
+    assert a["step"] == b["step"] == 4
+    for key in ("g", "d", "g_ema", "g_export"):
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    run = tmp_path / "part"
+    assert json.loads((run / "config.json").read_text())["trainer"] == "t2i"
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(np.isfinite(r["loss_d"]) for r in rows)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png", "step-000004.png"]
+    assert "resumed from" in (run / "train.log").read_text()
+
+
+@needs_encoder
+def test_export_meets_the_serving_contract(tiny_data, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from training.export import sha256_file
+    from training.t2i.export import export_run
+    from training.t2i.train import train
+
+    ckpt = train(_cfg(tiny_data, tmp_path / "run", steps=2), progress=False)
+    card = export_run(ckpt.parent, tmp_path / "models", "t2i-test", evaluate_it=False, grid=None)
+    on_disk = json.loads((tmp_path / "models" / "t2i-test.json").read_text())
+    assert on_disk == card and card["task"] == "text-to-image" and card["size"] == 64 and card["z_dim"] == 12
+    assert card["text_encoder"] == "text-encoder" and card["training"]["steps"] == 2 and card["heldout_classes"]
+    onnx_path = tmp_path / "models" / "t2i-test.onnx"
+    assert card["onnx"]["sha256"] == sha256_file(onnx_path)
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert json.loads(meta["card"])["name"] == "t2i-test" and meta["task"] == "text-to-image" and "scale" not in meta
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape[1]) for i in sess.get_inputs()] == [("text_embedding", 384), ("noise", 12)]
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((5, 384)).astype(np.float32)
+    out = sess.run(["image"], {"text_embedding": e, "noise": rng.standard_normal((5, 12)).astype(np.float32)})[0]
+    assert out.shape == (5, 3, 64, 64) and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+
+
+@needs_encoder
+def test_evaluate_runs_on_a_tiny_set(tiny_data, tmp_path):
+    from training.t2i.classifier import train_classifier
+    from training.t2i.export import export_run
+    from training.t2i.train import train
+
+    res = train_classifier(str(tiny_data), str(tmp_path / "clf.pt"), width=4, epochs=2, batch=16, threads=1, progress=False)
+    assert 0 <= res["test_top1"] <= res["test_top5"] <= 1 and res["test_images"] == 12
+    ckpt = train(_cfg(tiny_data, tmp_path / "run", steps=2), progress=False)
+    export_run(ckpt.parent, tmp_path / "models", "t2i-test", evaluate_it=False, grid=None)
+    r = ev.evaluate(tmp_path / "models" / "t2i-test.onnx", tmp_path / "clf.pt", str(tiny_data), str(ENCODER),
+                    str(tmp_path / "cache"), heldout=[6], attr_per_image=1, colour_per_class=5, diversity_captions=3,
+                    diversity_seeds=3, grid=tmp_path / "grid.png")
+    assert set(r["table"]) == {"model", "shuffled", "mean-text", "real test images"}
+    assert r["set"]["items"] == 10  # test images of the 5 seen classes
+    for m in r["table"].values():
+        assert 0 <= m["top1"] <= m["top5"] <= 1 and m["frechet"] >= 0
+    seen = r["colour"]["seen (test split)"]
+    assert seen["captions"] == 20 and seen["real_image_agreement"] == 1.0  # 5 colours x 2 test images x 2 captions; clean colours
+    assert r["colour"]["held-out classes"]["captions"] == 5  # "orange" petals, class 6
+    assert r["diversity"]["generated_same_caption"] > 0 and (tmp_path / "grid.png").exists()
+    assert "| model |" in ev.format_table(r)
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((200_000, 1)), 3 + 2 * rng.standard_normal((200_000, 1))
+    assert ev.frechet(a, b) == pytest.approx(9 + 1 + 4 - 2 * 2, rel=0.01)  # |mu|^2 + s1^2 + s2^2 - 2 s1 s2
+    x = rng.standard_normal((500, 8))
+    assert abs(ev.frechet(x, x)) < 1e-6
+    assert ev.frechet(x, x + 1) == pytest.approx(8.0, rel=1e-6)
+
+
+def test_colour_of_caption():
+    assert ev.colour_of_caption("this flower has bright yellow petals and a dark center") == "yellow"
+    assert ev.colour_of_caption("a flower with pink petal and green leaves") == "pink"
+    assert ev.colour_of_caption("this flower has white petals and a yellow center") is None  # two named colours
+    assert ev.colour_of_caption("the flower is red") is None  # not said of the petals
+    assert ev.colour_of_caption("a flower with purple petals and purple stamen") == "purple"
+
+
+# --- the shipped files -----------------------------------------------------------------------------------------
+
+@needs_encoder
+def test_shipped_text_encoder_card_and_behaviour():
+    from training.export import sha256_file
+    from training.t2i.encoder_export import OnnxEncoder
+
+    card = json.loads((MODELS / "text-encoder.json").read_text())
+    assert card["task"] == "text-encoder" and card["dim"] == 384 and card["max_length"] == 128
+    assert card["onnx"]["sha256"] == sha256_file(ENCODER) and card["onnx"]["bytes"] < 40_000_000
+    q = card["parity"]["int8_onnx_cosine"]
+    assert card["precision"] == "int8" and q["min"] >= 0.99 and q["mean"] >= q["min"]
+    tok = json.loads((MODELS / card["tokenizer"]).read_text())
+    assert tok["truncation"]["max_length"] == 128
+    enc = OnnxEncoder(ENCODER)
+    e = enc(["this flower has bright yellow petals", "a yellow flower", "the stock market fell sharply today", "word " * 400])
+    assert e.shape == (4, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    sims = e @ e.T
+    assert sims[0, 1] > 0.7 and sims[0, 2] < 0.3
+    single = enc(["a yellow flower"])  # padding in a batch does not change an embedding
+    assert np.allclose(single[0], e[1], atol=1e-4)
+
+
+@pytest.mark.skipif(not (MODELS / "t2i-flowers64.onnx").exists(), reason="t2i-flowers64 not shipped yet")
+@needs_encoder
+def test_shipped_generator_follows_colour_words_and_varies_with_the_seed():
+    import onnxruntime as ort
+
+    from training.export import sha256_file
+    from training.t2i.encoder_export import OnnxEncoder
+    from training.t2i.train import noise
+
+    card = json.loads((MODELS / "t2i-flowers64.json").read_text())
+    path = MODELS / card["onnx"]["file"]
+    assert card["task"] == "text-to-image" and card["text_encoder"] == "text-encoder" and card["onnx"]["sha256"] == sha256_file(path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    enc = OnnxEncoder(ENCODER)
+    hits, n = 0, 0
+    for colour in ("yellow", "red", "white", "purple"):
+        e = enc([f"this flower has {colour} petals"])
+        x = sess.run(["image"], {"text_embedding": np.repeat(e, 8, 0), "noise": noise(8, card["z_dim"]).numpy()})[0]
+        imgs = t2i_data.to_uint8(x)
+        hits += sum(cap.dominant_colour(im) == colour for im in imgs)
+        n += len(imgs)
+        d = [np.abs(imgs[i].astype(float) - imgs[j]).mean() for i in range(8) for j in range(i + 1, 8)]
+        assert min(d) > 2.0  # distinct seeds, distinct images (no collapse)
+    assert hits / n >= 0.5, f"{hits}/{n} generated flowers have the asked petal colour"

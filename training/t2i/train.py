@@ -1,0 +1,278 @@
+"""GAN-INT-CLS training loop (Reed et al. 2016) for the 64 px text-to-image generator.
+
+Each step:
+  D sees (real image, right text) as real, and (real image, wrong text) and (fake, right text) as fake
+  (GAN-CLS, the matching-aware discriminator); G is trained to make D call (fake, right text) real and, on
+  half a batch, (fake from an interpolated embedding beta*t1 + (1-beta)*t2, that embedding) real too (GAN-INT).
+Non-saturating logistic losses, spectral norm in D, Adam(0.5, 0.999), an EMA of G (what gets exported;
+its BatchNorm statistics are re-estimated on the EMA weights before sampling, BigGAN's "standing statistics").
+Captions are embedded once by the exported ONNX text encoder (data.embed_cached): G learns from the very
+embeddings the service feeds it. 20 classes are held out entirely (class-disjoint) for the zero-shot check.
+
+Run directory as for the upscalers: config.json, ckpt.pt (resumable), stats.jsonl, train.log, and
+samples/step-NNNNNN.png (fixed captions x fixed seeds).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from training.t2i import data as t2i_data
+from training.t2i.nets import Discriminator, Generator, T2IConfig, config_dict, count_params
+from training.train_sr import Meter, _truncate_stats, describe_device, log, restore, save_checkpoint, start_run
+
+# The fixed captions of the sample grids (and of docs/t2i-grid.png).
+GRID_CAPTIONS = [
+    "this flower has bright yellow petals and a dark center",
+    "a flower with large red petals",
+    "this flower has white petals and a yellow center",
+    "this flower has purple petals with thin stamen",
+    "the petals of this flower are pink with a yellow center",
+    "an orange flower with many thin petals",
+    "this flower has blue petals that are bell-shaped",
+    "a white flower with long pointed petals and a green center",
+]
+
+
+@dataclass
+class T2ITrainConfig:
+    data: str = t2i_data.DEFAULT_DATA
+    encoder: str = t2i_data.DEFAULT_ENCODER
+    cache: str = "runs/t2i/cache"     # caption embeddings, per encoder file
+    run_dir: str = "runs/t2i-flowers64"
+    net: dict = field(default_factory=dict)  # T2IConfig overrides (z_dim, proj, ngf, ndf)
+    heldout: int = 20                 # classes held out of training entirely
+    attr_per_image: int = 3           # attribute captions per image (added to its ~10 human captions)
+    batch: int = 64
+    steps: int = 3000
+    lr: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    int_beta: float = 0.5             # GAN-INT: t = beta*t1 + (1-beta)*t2
+    w_int: float = 1.0
+    ema: float = 0.999
+    seed: int = 0
+    limit: int = 0                    # use only the first images of the data set (tests)
+    sample_every: int = 250
+    ckpt_every: int = 200
+    log_every: int = 25
+    threads: int = 1
+    command: str = ""
+
+
+class CaptionSampler:
+    """Batches of (real image, right caption embedding, wrong caption embedding) from the training images."""
+
+    def __init__(self, ds: t2i_data.Flowers, pool: np.ndarray, seed: int) -> None:
+        self.ds, self.pool = ds, pool
+        self.rng = np.random.default_rng(seed)
+        self.x = torch.from_numpy(t2i_data.to_tensor(ds.images[pool]))
+        self.cls = ds.class_ids[pool]
+        text_of = {i: [] for i in range(len(pool))}
+        where = {int(img): k for k, img in enumerate(pool)}
+        for t, img in enumerate(ds.text_image):
+            k = where.get(int(img))
+            if k is not None:
+                text_of[k].append(t)
+        self.texts = [np.array(text_of[k]) for k in range(len(pool))]
+
+    def caption(self, k: int) -> int:
+        return int(self.texts[k][self.rng.integers(len(self.texts[k]))])
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        k = self.rng.integers(len(self.pool), size=n)
+        other = self.rng.integers(len(self.pool), size=n)
+        for _ in range(10):  # the wrong caption comes from another class
+            same = self.cls[other] == self.cls[k]
+            if not same.any():
+                break
+            other[same] = self.rng.integers(len(self.pool), size=int(same.sum()))
+        right = [self.caption(int(i)) for i in k]
+        wrong = [self.caption(int(i)) for i in other]
+        x = self.x[k]
+        flip = torch.from_numpy(self.rng.random(n) < 0.5)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x, torch.from_numpy(self.ds.emb[right]), torch.from_numpy(self.ds.emb[wrong])
+
+
+def train_pool(ds: t2i_data.Flowers, heldout: list[int]) -> np.ndarray:
+    """Training images: the train split of the classes not held out."""
+    return np.flatnonzero((ds.split == "train") & ~np.isin(ds.class_ids, heldout))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
+    decay = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p, 1 - decay)
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)
+
+
+@torch.no_grad()
+def standing_stats(g: Generator, emb: np.ndarray, batches: int = 20, batch: int = 64, seed: int = 0) -> Generator:
+    """A copy of ``g`` whose BatchNorm statistics are the average over ``batches`` batches of its own
+    activations (random noise, embeddings drawn from ``emb``), in eval mode: what is sampled and exported."""
+    g = copy.deepcopy(g)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    for m in g.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    g.train()
+    for _ in range(batches):
+        e = torch.from_numpy(emb[rng.integers(len(emb), size=batch)])
+        g(torch.randn(batch, g.config.z_dim, generator=gen), e)
+    return g.eval()
+
+
+def noise(n: int, z_dim: int, seeds: list[int] | None = None) -> torch.Tensor:
+    """Standard normal noise, one generator per seed (the service draws a sample's noise from its seed)."""
+    seeds = list(range(n)) if seeds is None else seeds
+    return torch.from_numpy(np.stack([np.random.default_rng(s).standard_normal(z_dim).astype(np.float32) for s in seeds]))
+
+
+@torch.no_grad()
+def sample_grid(g: Generator, emb: np.ndarray, seeds: list[int]) -> np.ndarray:
+    """uint8 grid: one row per embedding, one column per seed, 2 px gaps."""
+    rows = []
+    for e in emb:
+        x = g(noise(len(seeds), g.config.z_dim, seeds), torch.from_numpy(np.repeat(e[None], len(seeds), 0)))
+        rows.append(t2i_data.to_uint8(x.numpy() * 0.5 + 0.5))
+    n, s = len(seeds), 64
+    grid = np.full((len(rows) * (s + 2), n * (s + 2), 3), 255, np.uint8)
+    for r, imgs in enumerate(rows):
+        for c, im in enumerate(imgs):
+            grid[r * (s + 2) : r * (s + 2) + s, c * (s + 2) : c * (s + 2) + s] = im
+    return grid
+
+
+def load_data(cfg: T2ITrainConfig, progress: bool) -> t2i_data.Flowers:
+    ds = t2i_data.load(cfg.data, cfg.attr_per_image, cfg.seed, cfg.limit or None, progress)
+    ds.emb = t2i_data.embed_cached(ds.texts, cfg.encoder, cfg.cache)
+    return ds
+
+
+def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
+    """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would."""
+    run_dir = Path(cfg.run_dir)
+    device = start_run(run_dir, cfg.threads, cfg.seed)
+    ds = load_data(cfg, progress)
+    heldout = t2i_data.heldout_classes(cfg.heldout, cfg.seed)
+    pool = train_pool(ds, heldout)
+    sampler = CaptionSampler(ds, pool, cfg.seed)
+    log.info("data: %d images, %d captions (%d attribute); training on %d train-split images of %d classes; held out: %s",
+             len(ds.names), len(ds.texts), int(ds.text_is_attr.sum()), len(pool), len(set(ds.class_ids[pool])), heldout)
+    grid_emb = t2i_data.embed_cached(GRID_CAPTIONS, cfg.encoder, cfg.cache)
+
+    net_cfg = T2IConfig(**cfg.net)
+    g, d = Generator(net_cfg).to(device), Discriminator(net_cfg).to(device)
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+    step, elapsed = 0, 0.0
+    ckpt_path = run_dir / "ckpt.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        restore(ck, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d)
+        sampler.rng.bit_generator.state = ck["sampler_rng"]
+        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
+            for group in opt.param_groups:
+                group["lr"] = lr
+        log.info("resumed from %s at step %d", ckpt_path, step)
+        _truncate_stats(run_dir / "stats.jsonl", step)
+    else:
+        (run_dir / "config.json").write_text(json.dumps(
+            {"trainer": "t2i", "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout}, indent=2))
+    log.info("G %d params, D %d params, device %s", count_params(g), count_params(d), describe_device(device))
+
+    train_embs = ds.emb[np.isin(ds.text_image, pool)]
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            ckpt_path, arch="gan-int-cls", net_config=config_dict(net_cfg), g=g.state_dict(), d=d.state_dict(),
+            g_ema=g_ema.state_dict(), g_export=standing_stats(g_ema, train_embs, seed=cfg.seed).state_dict(),
+            opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), sampler_rng=sampler.rng.bit_generator.state,
+            torch_rng=torch.get_rng_state(), step=step, elapsed=elapsed, train_config=asdict(cfg), heldout_classes=heldout,
+            device=describe_device(device),
+        )
+
+    def save_samples() -> None:
+        (run_dir / "samples").mkdir(exist_ok=True)
+        grid = sample_grid(standing_stats(g_ema, train_embs, seed=cfg.seed), grid_emb, list(range(8)))
+        Image.fromarray(grid).save(run_dir / "samples" / f"step-{step:06d}.png")
+
+    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+    meter = Meter(elapsed)
+    g.train()
+    d.train()
+    half = max(1, cfg.batch // 2)
+    while step < min(cfg.steps, stop_at or cfg.steps):
+        x, e, e_wrong = (t.to(device) for t in sampler.sample(cfg.batch))
+        fake = g(torch.randn(cfg.batch, net_cfg.z_dim, device=device), e)
+
+        # D: real/right -> real; real/wrong and fake/right -> fake (GAN-CLS)
+        h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
+        d_real, d_wrong, d_fake = d.judge(h_real, e), d.judge(h_real, e_wrong), d(fake.detach(), e)
+        loss_d = F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_wrong).mean() + F.softplus(d_fake).mean())
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
+        e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
+        fake_int = g(torch.randn(len(e_int), net_cfg.z_dim, device=device), e_int)
+        loss_adv = F.softplus(-d(fake, e)).mean()
+        loss_int = F.softplus(-d(fake_int, e_int)).mean()
+        loss_g = loss_adv + cfg.w_int * loss_int
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema_update(g_ema, g, step, cfg.ema)
+        step += 1
+        meter.add({"loss_d": loss_d.item(), "loss_g": loss_adv.item(), "loss_int": loss_int.item(),
+                   "d_real": torch.sigmoid(d_real).mean().item(), "d_wrong": torch.sigmoid(d_wrong).mean().item(),
+                   "d_fake": torch.sigmoid(d_fake).mean().item()})
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            rec = meter.record(step)
+            elapsed = rec["elapsed_s"]
+            bar.set_postfix(d=f"{rec['loss_d']:.3f}", g=f"{rec['loss_g']:.3f}")
+            stats.write(json.dumps(rec) + "\n")
+            stats.flush()
+            if step % (cfg.log_every * 4) == 0 or step == cfg.steps:
+                log.info("step %d loss D %.3f G %.3f INT %.3f | D(real,right) %.2f D(real,wrong) %.2f D(fake) %.2f | %.2f steps/s",
+                         step, rec["loss_d"], rec["loss_g"], rec["loss_int"], rec["d_real"], rec["d_wrong"], rec["d_fake"], rec["steps_per_s"])
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            elapsed = meter.elapsed + time.time() - meter.t0
+            checkpoint()
+            meter.restart_clock()  # checkpoints and samples are not training time
+            meter.elapsed = elapsed
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            save_samples()
+            meter.restart_clock()
+    bar.close()
+    stats.close()
+    log.info("done: %d steps in %.0f s", step, elapsed)
+    return ckpt_path
+
+
+def load_generator(ckpt_path: str | Path, which: str = "g_export") -> tuple[Generator, dict]:
+    """A generator of a checkpoint in eval mode, and the checkpoint. ``g_export``: the EMA weights with
+    standing BatchNorm statistics (what is exported); ``g``: the raw training weights."""
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    g = Generator(T2IConfig(**ck["net_config"]))
+    g.load_state_dict(ck[which])
+    return g.eval(), ck

@@ -441,4 +441,4 @@ def test_shipped_models_end_to_end(shipped_server):
         up = image_of(big.content).astype(float)
         assert up.shape == (256, 256, 3)
         down = up.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
-        assert np.abs(down - img).mean() < 6  # the 64 px image, enlarged: same content
+        assert np.corrcoef(down.ravel(), img.ravel())[0, 1] > 0.9  # the 64 px image, enlarged (and sharpened): same content

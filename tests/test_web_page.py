@@ -108,6 +108,17 @@ def test_degrade_tab_keyboard_and_mobile(server, browser, images, tmp_path):
     # Text to image is offered exactly when the server has a text-to-image model (tested with one below).
     shipped = page.evaluate("fetch('/v1/models').then(r => r.json()).then(b => b.models.some(m => m.task === 'text-to-image'))")
     assert page.is_visible("#tab-t2i") == shipped
+    if shipped:  # the shipped generator on a phone: four flowers with their seeds
+        page.click("#tab-t2i")
+        page.fill("#t2i-form input[name=prompt]", "this flower has bright yellow petals and a dark center")
+        page.fill("#t2i-form input[name=seed]", "1")
+        page.click("#t2i-form button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('#t2i-grid img').length === 4 && "
+                               "[...document.querySelectorAll('#t2i-grid img')].every(i => i.complete && i.naturalWidth === 256)",
+                               timeout=120_000)
+        assert "t2i-flowers64 + sr-x4" in page.inner_text("#t2i-meta")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shots(page, "web-t2i-mobile", tmp_path)
     page.close()
 
 

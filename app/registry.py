@@ -85,7 +85,7 @@ class Registry:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
                 tokenizer = text_to_image.load_tokenizer(card_path, card) if card.get("task") == text_to_image.ENCODER_TASK else None
-                batcher = Batcher(name, session.run, text_to_image.max_batch(card, s.max_batch), s.max_wait_ms, s.max_queue)
+                batcher = Batcher(name, session.run, text_to_image.max_batch(card, onnx_path, s.max_batch), s.max_wait_ms, s.max_queue)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
                 log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)

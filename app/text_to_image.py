@@ -5,12 +5,13 @@
   batcher, so calls from concurrent requests share one session call. A prompt is one encoder "tile": its
   tokens padded to a length bucket (16, 32, 64, ..., the card's ``max_length``), so prompts of similar length
   batch together; the attention mask keeps the padding out of the (in-graph) mean pooling.
-- Except for an int8 encoder (card ``"precision": "int8"``, ONNX Runtime dynamic quantisation): it quantises
-  activations with one scale per call, computed over the whole batch, padding included, so a prompt's
-  embedding would depend on the prompts it happens to be batched with (cosine ~0.994 to the same prompt
-  alone) and the same prompt and seed would not give the same bytes from one request (or replica) to the next.
-  Such an encoder runs one prompt per call at its exact length (on one CPU thread that is no slower: ~6 ms
-  alone against ~10 ms per prompt in a batch of 4 padded to 32 tokens); the cache takes the repeats.
+- Except for an encoder whose graph quantises activations at run time (``DynamicQuantizeLinear``, as ONNX
+  Runtime's ``quantize_dynamic`` makes): one scale per call, computed over the whole batch, padding included,
+  so a prompt's embedding would depend on the prompts it happens to be batched with (cosine ~0.994 to the same
+  prompt alone) and the same prompt and seed would not give the same bytes from one request (or replica) to
+  the next. Such an encoder runs one prompt per call at its exact length (on one CPU thread no slower: ~6 ms
+  alone against ~10 ms per prompt in a batch of 4 padded to 32 tokens); the cache takes the repeats. The
+  shipped encoder is weight-only int8 (float compute): it batches.
 - Prompt embeddings are kept in an LRU cache (``GAN_T2I_CACHE_SIZE``): a repeated prompt skips the encoder.
 - Image i of n gets seed + i: its noise is ``numpy.random.default_rng(seed + i).standard_normal(z_dim)``, so
   the same prompt and seed give the same bytes, and image i of a batch can be asked for alone.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -67,9 +69,15 @@ def check_generator(model: Model, models: dict[str, Model], failed: dict[str, st
     z_dim(model)
 
 
-def max_batch(card: dict, default: int) -> int:
-    """Items per session call for a model: 1 for an int8 text encoder (see the module's docstring)."""
-    return 1 if card.get("task") == ENCODER_TASK and card.get("precision") == "int8" else default
+def max_batch(card: dict, onnx_path: Path, default: int) -> int:
+    """Items per session call for a model: 1 for a text encoder with dynamic quantisation (module docstring)."""
+    return 1 if card.get("task") == ENCODER_TASK and dynamic_quantised(onnx_path) else default
+
+
+def dynamic_quantised(onnx_path: Path) -> bool:
+    """Whether the graph has a DynamicQuantizeLinear node (its op type is stored as a plain string; no onnx needed)."""
+    with open(onnx_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return m.find(b"DynamicQuantizeLinear") >= 0
 
 
 def warmup(model: Model, batch: int) -> None:

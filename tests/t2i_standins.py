@@ -47,14 +47,19 @@ def weights() -> np.ndarray:
     return (np.random.default_rng(1).standard_normal((DIM + Z_DIM, 3 * 8 * 8)) * 0.5).astype(np.float32)
 
 
-def write_encoder(models_dir: Path, name: str = "text-encoder") -> Path:
+def write_encoder(models_dir: Path, name: str = "text-encoder", dynamic: bool = False) -> Path:
+    """``dynamic``: the token vectors go through DynamicQuantizeLinear (one uint8 scale over the whole batch,
+    as onnxruntime's quantize_dynamic does), so an embedding depends on its batch-mates."""
     models_dir.mkdir(parents=True, exist_ok=True)
     tokenizer().save(str(models_dir / f"{name}.tokenizer.json"))
+    quant = [helper.make_node("DynamicQuantizeLinear", ["tokens"], ["q", "qscale", "qzero"]),
+             helper.make_node("DequantizeLinear", ["q", "qscale", "qzero"], ["tokens_q"])] if dynamic else []
     nodes = [
         helper.make_node("Gather", ["table", "input_ids"], ["tokens"], axis=0),          # N,L,D
+        *quant,
         helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),   # N,L
         helper.make_node("Unsqueeze", ["maskf", "axis2"], ["mask3"]),                    # N,L,1
-        helper.make_node("Mul", ["tokens", "mask3"], ["masked"]),
+        helper.make_node("Mul", ["tokens_q" if dynamic else "tokens", "mask3"], ["masked"]),
         helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),      # N,D
         helper.make_node("ReduceSum", ["maskf", "axis1"], ["count"], keepdims=1),        # N,1
         helper.make_node("Div", ["summed", "count"], ["mean"]),

@@ -149,14 +149,13 @@ def test_repeated_prompt_skips_the_encoder(models_dir):
     assert np.abs(image_of(a.images[0]).astype(int) - standins.image("a red flower", 5)).max() <= 1
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_encoder_batches_concurrent_prompts_unless_int8(tmp_path, precision):
-    """fp32: concurrent prompts of one length bucket share a session call. int8 (dynamic quantisation: the
-    activation scale is taken over the whole batch): one prompt per call, unpadded, so batch-mates cannot
-    change an embedding."""
-    standins.write_t2i_models(tmp_path)
-    card = json.loads((tmp_path / "text-encoder.json").read_text())
-    (tmp_path / "text-encoder.json").write_text(json.dumps({**card, "precision": precision}))
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_encoder_batches_concurrent_prompts_unless_dynamically_quantised(tmp_path, dynamic):
+    """Concurrent prompts of one length bucket share an encoder call. An encoder with DynamicQuantizeLinear
+    (one activation scale over the whole batch) runs one unpadded prompt per call instead, so batch-mates
+    cannot change an embedding: the same prompt and seed give the same bytes alone or among others."""
+    standins.write_encoder(tmp_path, dynamic=dynamic)
+    standins.write_generator(tmp_path)
     settings = Settings(models_dir=tmp_path, warmup=False, max_wait_ms=50)
     reg = Registry(settings)
     reg.load()
@@ -168,19 +167,34 @@ def test_encoder_batches_concurrent_prompts_unless_int8(tmp_path, precision):
 
     async def go():
         reg.start()
-        cache = t2i.PromptCache(8)
         try:
-            return await asyncio.gather(*(t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, cache, settings) for p in prompts))
+            together = await asyncio.gather(*(t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, t2i.PromptCache(8), settings)
+                                              for p in prompts))
+            alone = [await t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, t2i.PromptCache(8), settings) for p in prompts]
+            return together, alone
         finally:
             await reg.stop()
 
-    out = asyncio.run(go())
-    if precision == "fp32":
-        assert shapes == [(4, 16)]
+    together, alone = asyncio.run(go())
+    assert enc.batcher.max_batch == (1 if dynamic else settings.max_batch)
+    if dynamic:
+        assert sorted(shapes[:4]) == sorted((1, len(p.split()) + 2) for p in prompts)  # one unpadded prompt per call
     else:
-        assert enc.batcher.max_batch == 1 and sorted(shapes) == sorted((1, len(p.split()) + 2) for p in prompts)
-    for p, o in zip(prompts, out):  # either way, each image is its own prompt's
-        assert np.abs(image_of(o.images[0]).astype(int) - standins.image(p, 0)).max() <= 1
+        assert shapes[0] == (4, 16)  # the four together, padded to the 16-token bucket
+    for p, a, b in zip(prompts, together, alone):
+        assert a.images[0] == b.images[0]
+        if not dynamic:
+            assert np.abs(image_of(a.images[0]).astype(int) - standins.image(p, 0)).max() <= 1
+
+
+def test_dynamic_quantisation_really_makes_the_stand_in_batch_dependent(tmp_path):
+    """What the rule above guards against, shown on the dynamic stand-in itself."""
+    standins.write_encoder(tmp_path, dynamic=True)
+    s = Session(str(tmp_path / "text-encoder.onnx"), ["CPUExecutionProvider"], 1)
+    assert t2i.dynamic_quantised(tmp_path / "text-encoder.onnx")
+    ids = np.array([[2, 5, 9, 3], [2, 20, 21, 3]], np.int64)
+    mask = np.ones_like(ids)
+    assert not np.array_equal(s.run(ids, mask)[0], s.run(ids[:1], mask[:1])[0])
 
 
 # -- in-process app: admission and deadline -------------------------------------------------------------------
@@ -376,9 +390,13 @@ def shipped_encoder():
     tok = t2i.load_tokenizer(SHIPPED / "text-encoder.json", card)
     enc = SimpleNamespace(session=session)  # what encoder_inputs needs of a Model
 
-    def embed(prompt: str, pad: bool = False) -> np.ndarray:
-        ids, mask = t2i.tokenize(tok, prompt, card["max_length"], pad=pad)
-        return session.run(*t2i.encoder_inputs(enc, ids[None], mask[None]))[0]
+    def embed(*prompts: str, pad: bool = False) -> np.ndarray:
+        """One session call for the prompts, padded to a common length (the bucket with ``pad``)."""
+        tokens = [t2i.tokenize(tok, p, card["max_length"], pad=pad) for p in prompts]
+        n = max(len(i) for i, _ in tokens)
+        ids, mask = (np.stack([np.pad(t[k], (0, n - len(t[k]))) for t in tokens]) for k in (0, 1))
+        out = session.run(*t2i.encoder_inputs(enc, ids, mask))
+        return out[0] if len(prompts) == 1 else out
 
     return card, embed
 
@@ -390,9 +408,10 @@ def test_shipped_encoder_card_and_embeddings(shipped_encoder):
     assert card["task"] == "text-encoder" and card["dim"] == 384 and card["max_length"] == 128
     a = embed("a red flower")
     assert a.shape == (384,) and a.dtype == np.float32 and abs(np.linalg.norm(a) - 1) < 1e-3
-    assert float(a @ embed("a red flower", pad=True)) > 0.99  # padding is masked out (up to int8 rounding)
-    if card.get("precision") == "int8":  # served one prompt per call, unpadded (app/text_to_image.py)
-        assert t2i.max_batch(card, 8) == 1
+    assert float(a @ embed("a red flower", pad=True)) > 0.9999  # padding is masked out
+    assert not t2i.dynamic_quantised(SHIPPED / card["onnx"]["file"])  # weight-only int8: it batches
+    batch = embed("a red flower", "a pink flower with many thin petals", pad=True)
+    assert np.abs(batch[0] - embed("a red flower", pad=True)).max() < 1e-5  # batch-mates do not change an embedding
     near, far = embed("a flower with red petals"), embed("a yellow school bus parked on the street")
     assert float(a @ near) > float(a @ far) + 0.2
     assert embed(" ".join(["petal"] * 400)).shape == (384,)  # truncated at max_length, not an error

@@ -105,6 +105,18 @@ def test_export_contract(exported):
     assert out.shape == (3, 3, 22, 14) and out.min() >= 0 and out.max() <= 1  # dynamic dims, clamped
 
 
+def test_shipped_onnx_loads_back_as_a_torch_net_for_fine_tuning(exported, image_dir, tmp_path):
+    from training.train_sr import load_ema
+
+    models, _, card = exported
+    net, ck = load_ema(models / "tiny-x2.onnx")  # weights by name, PReLU slopes found through their nodes
+    assert ck["arch"] == card["arch"] and ck["net_config"] == card["net_config"] and ck["step"] == 10
+    assert check_parity(net, models / "tiny-x2.onnx") <= 1e-4
+    cfg = tiny(image_dir, tmp_path / "ft", 3, init=str(models / "tiny-x2.onnx"))
+    train(cfg, progress=False)  # --init takes the shipped file
+    assert "starting from the EMA weights of" in (tmp_path / "ft" / "train.log").read_text()
+
+
 def test_fp16_variant_is_checked_against_fp32(exported):
     from training.export import export_fp16
 

@@ -252,8 +252,42 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
 
 
 def load_ema(ckpt_path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The EMA generator of a checkpoint (rebuilt from the config it carries) and the checkpoint itself."""
+    """The EMA generator of a checkpoint (rebuilt from the config it carries) and the checkpoint itself.
+
+    A shipped ``.onnx`` file works too (see ``load_onnx``), so a model whose run directory is gone can be fine-tuned.
+    """
+    if str(ckpt_path).endswith(".onnx"):
+        return load_onnx(ckpt_path)
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     net = nets.build(ck["arch"], ck["net_config"])
     net.load_state_dict(ck["ema"])
     return net.eval(), ck
+
+
+def load_onnx(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The generator of an exported model: rebuilt from the card in its metadata, weights from its initializers.
+
+    The export keeps parameter names (``net.<state_dict key>``); every key of the rebuilt net must be found with
+    the right shape, else this raises rather than fine-tune a half-loaded net. Returns the net and a checkpoint-like
+    dict (arch, net_config, step = the steps its card records).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "card" not in meta:
+        raise ValueError(f"{path}: no card in its metadata_props; not an export of this project")
+    card = json.loads(meta["card"])
+    net = nets.build(card["arch"], card["net_config"])
+    weights = {i.name.removeprefix("net."): numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:  # PReLU slopes are exported reshaped, under a generated name: find them by node
+        if node.op_type == "PRelu" and node.input[1] in weights:
+            module = node.output[0].split("/")[-2]  # '/net/upsample/upsample.2/PRelu_output_0' -> 'upsample.2'
+            weights[module + ".weight"] = weights[node.input[1]]
+    state = net.state_dict()
+    missing = [k for k, v in state.items() if k not in weights or weights[k].size != v.numel()]
+    if missing:
+        raise ValueError(f"{path}: weights not found in the graph (or of another size): {', '.join(missing[:5])}")
+    net.load_state_dict({k: torch.from_numpy(weights[k].reshape(v.shape).copy()) for k, v in state.items()})
+    return net.eval(), {"arch": card["arch"], "net_config": card["net_config"], "step": card.get("training", {}).get("steps", 0)}

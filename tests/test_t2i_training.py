@@ -3,6 +3,7 @@ serving contract, the evaluation's measures, and the shipped encoder and generat
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def test_generator_and_discriminator_shapes_and_conditioning():
     assert d(x, e).shape == (3,) and not torch.allclose(d(x, e), d(x, e.roll(1, 0)))  # D sees the text
     y = Exported(g)(e, z)
     assert torch.allclose(y, x * 0.5 + 0.5, atol=1e-6) and y.min() >= 0 and y.max() <= 1
+    proj = Discriminator(dataclasses.replace(TINY, projection=True))  # + the projection term <embed(e), sum h>
+    assert proj.embed is not None and proj(x, e).shape == (3,)
+    assert not torch.allclose(proj(x, e), proj(x, e.roll(1, 0)))
 
 
 def _cfg(tiny_data, run_dir, **kw):

@@ -39,6 +39,8 @@ def _train_config(args: argparse.Namespace):
 
     names = {f.name for f in dataclasses.fields(T2ITrainConfig)} - {"net", "command", "run_dir"}
     net = {k: getattr(args, k) for k in ("z_dim", "proj", "ngf", "ndf") if getattr(args, k) is not None}
+    if args.projection:
+        net["projection"] = True
     return T2ITrainConfig(run_dir=args.run, net=net, command="python -m training " + shlex.join(args.argv),
                           **{k: getattr(args, k) for k in names})
 
@@ -78,6 +80,7 @@ def add_train_commands(sub) -> None:
     t.add_argument("--cache", default=d["cache"], help="folder of the caption-embedding cache")
     for name in ("z_dim", "proj", "ngf", "ndf"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
+    t.add_argument("--projection", action="store_true", help="D: add the projection-discriminator term (text x image features)")
     for name in ("heldout", "attr_per_image", "batch", "steps", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
     for name in ("lr", "lr_d", "beta1", "int_beta", "w_int", "ema"):

@@ -3,8 +3,9 @@
 G(z, phi(t)): the sentence embedding is projected by a fully connected layer (+ leaky ReLU) to ``proj`` dims,
 concatenated with the noise z, and decoded by transposed convolutions 4 -> 8 -> 16 -> 32 -> 64 to RGB (tanh).
 D(x, phi(t)): strided convolutions 64 -> 4; the projected embedding, replicated over the 4x4 grid, is
-concatenated with the image features there, mixed by a 1x1 convolution and scored by a 4x4 one. Spectral
-norm on every layer of D. Both are rebuilt from their config (the checkpoint carries it).
+concatenated with the image features there, mixed by a 1x1 convolution and scored by a 4x4 one; with
+``projection``, plus the inner product of another projection of the embedding with the summed 4x4 features
+(the projection discriminator's term, a stronger text signal). Spectral norm on every layer of D. Both are rebuilt from their config (the checkpoint carries it).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class T2IConfig:
     proj: int = 128
     ngf: int = 32
     ndf: int = 32
+    projection: bool = False  # D also adds <text projection, pooled image features> (Miyato & Koyama 2018)
 
 
 class Generator(nn.Module):
@@ -56,6 +58,7 @@ class Discriminator(nn.Module):
         self.project = nn.Sequential(sn(nn.Linear(c.emb_dim, c.proj)), nn.LeakyReLU(0.2, inplace=True))
         self.joint = nn.Sequential(sn(nn.Conv2d(c.ndf * 8 + c.proj, c.ndf * 8, 1)), nn.LeakyReLU(0.2, inplace=True),
                                    sn(nn.Conv2d(c.ndf * 8, 1, 4)))
+        self.embed = sn(nn.Linear(c.emb_dim, c.ndf * 8, bias=False)) if c.projection else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Logit [N] that x is a real image matching the text."""
@@ -64,7 +67,10 @@ class Discriminator(nn.Module):
     def judge(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """The logit from image features ``h`` (4x4) and a text embedding (one image, several texts: features once)."""
         t = self.project(emb)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-        return self.joint(torch.cat([h, t], 1)).flatten()
+        logit = self.joint(torch.cat([h, t], 1)).flatten()
+        if self.embed is not None:
+            logit = logit + (self.embed(emb) * h.sum((2, 3))).sum(1)
+        return logit
 
 
 class Exported(nn.Module):

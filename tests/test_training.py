@@ -115,6 +115,10 @@ def test_shipped_onnx_loads_back_as_a_torch_net_for_fine_tuning(exported, image_
     cfg = tiny(image_dir, tmp_path / "ft", 3, init=str(models / "tiny-x2.onnx"))
     train(cfg, progress=False)  # --init takes the shipped file
     assert "starting from the EMA weights of" in (tmp_path / "ft" / "train.log").read_text()
+    from training.export import training_summary
+
+    ck = torch.load(tmp_path / "ft" / "ckpt.pt", weights_only=False)
+    assert training_summary(ck)["init_training"] == card["training"]  # the card says how the start was made
 
 
 def test_fp16_variant_is_checked_against_fp32(exported):

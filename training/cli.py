@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_DATA = ["../shared/data/train"]
 DEFAULT_REAL_LR = ["../shared/data/lowquality/Flickr1000"]
+DEFAULT_FACES_TEST = ["../shared/data/faces/UTKFace/test"]
 DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../shared/data/bench/BSD68"]
 
 
@@ -27,7 +28,7 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
         degradation=args.degradation, degradation_preset=args.degradation_preset, h2l_model=args.h2l_model, init=args.init,
-        command="python -m training " + shlex.join(args.argv),
+        resize=args.resize, gray=args.gray, upright=args.upright, command="python -m training " + shlex.join(args.argv),
     )
     train(cfg, progress=not args.no_progress)
 
@@ -123,6 +124,14 @@ def cmd_evaluate_real(args: argparse.Namespace) -> None:
         print("comparison sheet:", comparison_sheet(args.models, first[: args.sheet_rows], args.sheet))
 
 
+def cmd_evaluate_faces(args: argparse.Namespace) -> None:
+    from training.evaluate_faces import comparison_sheet, evaluate_faces, format_table
+
+    print(format_table(evaluate_faces(args.models, args.faces, args.seed)))
+    if args.sheet:
+        print("comparison sheet:", comparison_sheet(args.models, args.faces, args.sheet, args.sheet_rows, args.seed))
+
+
 def cmd_models_table(args: argparse.Namespace) -> None:
     from training.evaluate import models_table
 
@@ -138,8 +147,26 @@ def cmd_export(args: argparse.Namespace) -> None:
 
         real = inputs(args.real_photos, args.heldout_from, 200, args.count)
     card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes, description=args.description,
-                      real_photos=real, compare=args.compare)
+                      real_photos=real, compare=args.compare, faces=args.faces)
     print(json.dumps(card["metrics"], indent=2))
+
+
+def _degradation(kind: str) -> str:
+    if not set(kind.split("+")) <= {"bicubic", "pipeline", "learned", "mixed"}:
+        raise argparse.ArgumentTypeError(f"'{kind}': use bicubic, pipeline, learned or mixed, or several joined by '+'")
+    return kind
+
+
+def _add_lr_options(p: argparse.ArgumentParser, d: dict) -> None:
+    """How the trainers make LR from HR, and what they do to the HR images first."""
+    p.add_argument("--degradation", type=_degradation, default=d["degradation"],
+                   help="how LR is made from HR: bicubic, the classical pipeline, a learned High-to-Low net, mixed "
+                        "(pipeline or learned), or several joined by '+' (e.g. bicubic+pipeline), each with equal odds")
+    p.add_argument("--degradation-preset", dest="degradation_preset", choices=("light", "medium", "heavy"), default=d["degradation_preset"])
+    p.add_argument("--h2l-model", dest="h2l_model", default="", help="NAME.onnx of an exported High-to-Low generator (learned/mixed)")
+    p.add_argument("--resize", type=int, default=d["resize"], help="resize each image to this short side when loading (e.g. whole faces)")
+    p.add_argument("--gray", type=float, default=d["gray"], help="share of training patches made grayscale")
+    p.add_argument("--upright", action="store_true", help="flip left-right only, never rotate (aligned faces)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,11 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--ckpt-every", type=int, default=d["ckpt_every"])
     t.add_argument("--log-every", type=int, default=d["log_every"])
     t.add_argument("--threads", type=int, default=d["threads"], help="torch CPU threads (0: torch's default)")
-    t.add_argument("--degradation", choices=("bicubic", "pipeline", "learned", "mixed"), default=d["degradation"],
-                   help="how LR is made from HR: bicubic, the classical pipeline, a learned High-to-Low net, or both (mixed)")
-    t.add_argument("--degradation-preset", choices=("light", "medium", "heavy"), default=d["degradation_preset"])
-    t.add_argument("--h2l-model", default="", help="NAME.onnx of an exported High-to-Low generator (learned/mixed)")
-    t.add_argument("--init", default="", help="start from the EMA weights of this checkpoint (fine-tuning)")
+    _add_lr_options(t, d)
+    t.add_argument("--init", default="", help="start from the EMA weights of this checkpoint, or of a shipped NAME.onnx (fine-tuning)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train_sr)
 
@@ -182,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     g = sub.add_parser("train-gan", help="fine-tune a trained upscaler adversarially (SRGAN family)")
     g.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
     g.add_argument("--run", required=True, help="run directory")
-    g.add_argument("--init", required=True, help="checkpoint (ckpt.pt) of the PSNR-oriented run to start from")
+    g.add_argument("--init", required=True, help="checkpoint (ckpt.pt) of the PSNR-oriented run to start from, or its exported NAME.onnx")
     g.add_argument("--disc", choices=("unet", "vgg"), default=g_defaults["disc"], help="U-Net (global + per-pixel, CutMix) or VGG-style patch discriminator")
     g.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=g_defaults["gan_loss"])
     g.add_argument("--patch", dest="hr_patch", type=int, default=g_defaults["hr_patch"])
@@ -190,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         g.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=g_defaults[name])
     for name in ("lr", "lr_d", "w_l1", "w_adv", "w_fm", "w_tv", "w_cutmix", "ema"):
         g.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=g_defaults[name])
+    _add_lr_options(g, g_defaults)
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_train_gan)
 
@@ -237,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--real-photos", nargs="*", default=[], help="folders of real low-quality photos: add NIQE on them to the card")
     x.add_argument("--heldout-from", nargs="*", default=DEFAULT_REAL_LR, help="with --real-photos: also the images held out of these (H2L split)")
     x.add_argument("--count", type=int, default=30, help="with --real-photos: how many held-out images")
-    x.add_argument("--compare", nargs="*", default=[], help="with --real-photos: other NAME.onnx to score in the same run")
+    x.add_argument("--compare", nargs="*", default=[], help="with --real-photos or --faces: other NAME.onnx to score in the same run")
+    x.add_argument("--faces", nargs="*", default=[], help="folders of held-out aligned faces: a face model, with the face table in its card")
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv
@@ -268,6 +294,14 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--sheet", default="", help="write a comparison sheet PNG here")
     u.add_argument("--sheet-rows", type=int, default=6)
     u.set_defaults(func=cmd_evaluate_real)
+
+    fc = sub.add_parser("evaluate-faces", help="face upscalers on held-out faces: bicubic and degraded 32 px LR -> 128 px, beside bicubic")
+    fc.add_argument("models", nargs="+", help="NAME.onnx x4 upscalers (e.g. models/sr-x4.onnx models/face-x4.onnx)")
+    fc.add_argument("--faces", nargs="+", default=DEFAULT_FACES_TEST)
+    fc.add_argument("--seed", type=int, default=0, help="seed of the degraded LR")
+    fc.add_argument("--sheet", default="", help="write a comparison sheet PNG here (LR | bicubic | models | HR)")
+    fc.add_argument("--sheet-rows", type=int, default=6)
+    fc.set_defaults(func=cmd_evaluate_faces)
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")

@@ -112,9 +112,13 @@ def training_summary(ck: dict, run_dir: Path | None = None) -> dict:
     tc = ck["train_config"]
     config = run_dir / "config.json" if run_dir else None
     resumed = json.loads(config.read_text()).get("resumed_with", []) if config and config.exists() else []
+    init, init_card = tc.get("init", ""), {}
+    if init.endswith(".onnx") and Path(init).with_suffix(".json").exists():  # started from an exported model: how it was made
+        init_card = json.loads(Path(init).with_suffix(".json").read_text())
     return {
         "command": tc["command"],
         **({"resumed_with": resumed} if resumed else {}),
+        **({"init_training": init_card.get("training", {})} if init_card else {}),
         **{k: v for k, v in tc.items() if k not in _NOT_TRAINING and v not in ("", None, {})},
         "steps": ck["step"],
         "wall_time_s": round(ck.get("elapsed", 0.0)),
@@ -137,8 +141,9 @@ def default_description(arch: str, tc: dict, scale: int) -> str:
 
 
 FACE_USE = (
-    "Upscales small faces (about 16-48 px across in the input, framed as aligned face crops), alone or inside whole "
-    "photos (POST /upscale?faces=true). Trained on UTKFace crops (all ages, several ethnicities, colour and grayscale). "
+    "Upscales small faces x4 (trained on aligned 32 px face crops; in whole photos, POST /upscale?faces=true, on "
+    "face squares of 16-64 px), from clean or mildly degraded (blur, noise, JPEG) inputs. Trained on UTKFace crops "
+    "(all ages, several ethnicities; colour and 15% grayscale). "
     "Limitations: the output is a plausible face, not evidence of identity: details it adds (eyes, teeth, skin) are "
     "invented from what faces usually look like and must not be used to identify anyone, in forensics or as proof. "
     "Profiles, occlusions, very low light and faces unlike its training data come out worse."
@@ -200,7 +205,8 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
         if faces:
             from training.evaluate_faces import HR_SIZE, evaluate_faces
 
-            card |= {"domain": "faces", "face_input": HR_SIZE // scale, "intended_use_and_limitations": FACE_USE}
+            card |= {"domain": "faces", "trained_on": f"aligned faces, {HR_SIZE // scale} px LR -> {HR_SIZE} px",
+                     "intended_use_and_limitations": FACE_USE}
             card["metrics"]["faces"] = evaluate_faces([*compare, onnx_path], list(faces))
     write_metadata(onnx_path, card)
     card["onnx"]["sha256"] = sha256_file(onnx_path)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # those presets of app/degradation.py (keys as its Pipeline model; unknown keys are an error at startup).
     degradation_presets: Path | None = None
 
+    # POST /upscale?faces=true: the face model, and the sizes of face (its crop square, in input pixels)
+    # it takes; smaller or larger faces keep the general model's result.
+    face_model: str = "face-x4"
+    face_min_px: int = Field(16, ge=8)
+    face_max_px: int = Field(64, ge=8)
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
         if self.tile_overlap * 2 >= self.tile_size:

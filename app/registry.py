@@ -148,6 +148,14 @@ class Registry:
             known = ", ".join(sorted(self.models)) or "none"
             raise errors.not_found(f"unknown model '{name}'; loaded models: {known}") from None
 
+    def face_model(self) -> Model:
+        """The model that upscales faces for /upscale?faces=true (GAN_FACE_MODEL)."""
+        name = self.settings.face_model
+        if name not in self.models:
+            why = f": {self.failed[name]}" if name in self.failed else ""
+            raise errors.unprocessable(f"faces=true needs the face model '{name}' (GAN_FACE_MODEL), which is not loaded{why}")
+        return self.models[name]
+
     def upscaler(self, name: str | None, scale: int | None) -> Model:
         """The model a request asks for: by name, else the default upscaler for the scale (sr-x{scale})."""
         if name:
@@ -162,7 +170,7 @@ class Registry:
             if preferred in self.models:
                 return self.models[preferred]
         for m in self.models.values():
-            if m.task == "super-resolution" and m.scale == scale:
+            if m.task == "super-resolution" and m.scale == scale and "domain" not in m.card:  # not e.g. the face model
                 return m
         if not self.models:
             raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")

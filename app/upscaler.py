@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from app import errors, imaging
+from app import errors, faces, imaging
 from app.batching import QueueFull
 from app.config import Settings
 from app.registry import Model
@@ -85,13 +85,15 @@ class Result:
     in_size: tuple[int, int]
     out_size: tuple[int, int]
     frames: int
+    headers: dict[str, str] = field(default_factory=dict)  # what the work has to tell (e.g. faces enhanced)
 
 
 async def run(
     model: Model, data: bytes, fmt: str | None, quality: int, settings: Settings,
-    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+    is_disconnected: Callable[[], Awaitable[bool]] | None = None, face_model: Model | None = None,
 ) -> Result:
-    """Bytes in, encoded upscaled image out, with every limit checked before the model runs."""
+    """Bytes in, encoded upscaled image out, with every limit checked before the model runs; with a
+    ``face_model``, the faces in the image are upscaled by it (app/faces.py)."""
     image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels)
     w, h = image.size
     out_size = (w * model.scale, h * model.scale)
@@ -102,6 +104,10 @@ async def run(
         )
     fmt = image.output_format(fmt, out_size)
     pixels = await upscale(model, image, settings.tile_size, settings.tile_overlap, is_disconnected)
+    headers = {}
+    if face_model is not None:
+        n = await faces.enhance(face_model, image.pixels, image.maxval, pixels, model.scale, settings.face_min_px, settings.face_max_px)
+        headers = {"X-Faces-Enhanced": str(n), "X-Face-Model": face_model.name}
     alpha = None if image.alpha is None else await asyncio.to_thread(imaging.resize_alpha, image.alpha, out_size)
     body, media_type = await asyncio.to_thread(imaging.encode, pixels, alpha, image.gray, fmt, quality)
-    return Result(body, media_type, (w, h), out_size, image.frames)
+    return Result(body, media_type, (w, h), out_size, image.frames, headers)

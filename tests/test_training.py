@@ -121,6 +121,28 @@ def test_shipped_onnx_loads_back_as_a_torch_net_for_fine_tuning(exported, image_
     assert training_summary(ck)["init_training"] == card["training"]  # the card says how the start was made
 
 
+def test_network_interpolation_blends_the_weights(exported, image_dir, tmp_path):
+    from training.export import interpolate_weights
+    from training.train_sr import load_ema
+
+    models, _, _ = exported
+    train(tiny(image_dir, tmp_path / "other", 10, seed=5), progress=False)  # same net, other weights
+    ours, ck = load_ema(models / "tiny-x2.onnx")
+    theirs, _ = load_ema(tmp_path / "other" / "ckpt.pt")
+    mixed, _ = load_ema(models / "tiny-x2.onnx")
+    interpolate_weights(mixed, ck, str(tmp_path / "other" / "ckpt.pt"), 0.25)
+    for k, v in mixed.state_dict().items():
+        assert torch.allclose(v, 0.25 * ours.state_dict()[k] + 0.75 * theirs.state_dict()[k])
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_weights(mixed, ck, str(tmp_path / "other" / "ckpt.pt"), 1.5)
+    big = tiny(image_dir, tmp_path / "big", 1, net={"channels": 16, "blocks": 1, "up_channels": 8})
+    train(big, progress=False)
+    with pytest.raises(ValueError, match="not srresnet"):
+        interpolate_weights(mixed, ck, str(tmp_path / "big" / "ckpt.pt"), 0.5)
+    card = export_run(tmp_path / "other", tmp_path / "m", "mix-x2", bench=[], interpolate=(str(models / "tiny-x2.onnx"), 0.5))
+    assert card["training"]["interpolation"] == {"with": str(models / "tiny-x2.onnx"), "alpha": 0.5}
+
+
 def test_fp16_variant_is_checked_against_fp32(exported):
     from training.export import export_fp16
 

@@ -71,7 +71,7 @@ def test_upscale_in_the_browser(server, browser, images, tmp_path):
     assert page.eval_on_selector("#before", "i => i.naturalWidth") == 128
     assert "sr-x4" in page.inner_text("#upscale-meta") and "512x384" in page.inner_text("#upscale-meta")
     assert page.get_attribute("#upscale-download", "download") == "butterfly_x4.png"
-    assert not page.is_visible("#faces-option")  # no face model is shipped yet
+    assert page.is_visible("#faces-option")  # face-x4 is shipped
     page.fill("#slider", "20")
     assert "20%" in page.eval_on_selector("#after-clip", "e => e.style.clipPath")
     shots(page, "web-upscale-desktop", tmp_path)
@@ -86,6 +86,10 @@ def test_upscale_in_the_browser(server, browser, images, tmp_path):
     page.click("#upscale-form button[type=submit]")
     page.wait_for_function("document.querySelector('#after').naturalWidth === 256")
     assert page.inner_text("#upscale-status") == ""
+    page.check("#faces-option input")  # face-aware: the butterfly has no face, so the count is 0
+    page.click("#upscale-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#upscale-meta').textContent.includes('face(s) enhanced')")
+    assert "0 face(s) enhanced" in page.inner_text("#upscale-meta")
     page.close()
 
 

@@ -147,7 +147,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
         real = inputs(args.real_photos, args.heldout_from, 200, args.count)
     card = export_run(args.run, args.out, args.name, bench=args.bench, notes=args.notes, description=args.description,
-                      real_photos=real, compare=args.compare, faces=args.faces)
+                      real_photos=real, compare=args.compare, faces=args.faces,
+                      interpolate=(args.interp_with, args.interp_alpha) if args.interp_with else None)
     print(json.dumps(card["metrics"], indent=2))
 
 
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--count", type=int, default=30, help="with --real-photos: how many held-out images")
     x.add_argument("--compare", nargs="*", default=[], help="with --real-photos or --faces: other NAME.onnx to score in the same run")
     x.add_argument("--faces", nargs="*", default=[], help="folders of held-out aligned faces: a face model, with the face table in its card")
+    x.add_argument("--interp-with", dest="interp_with", default="", help="network interpolation: blend the run's weights with "
+                   "this checkpoint or NAME.onnx of the same net (e.g. the PSNR model a GAN run started from)")
+    x.add_argument("--interp-alpha", dest="interp_alpha", type=float, default=1.0, help="with --interp-with: the run's share (0-1)")
     x.set_defaults(func=cmd_export)
 
     argv = sys.argv[1:] if argv is None else argv

@@ -75,6 +75,17 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _training_cell(t: dict) -> str:
+    """'N steps, M min, device', with the run it was fine-tuned from first when that was an exported model."""
+    cell = f"{t.get('steps')} steps, {t.get('wall_time_s', 0) / 60:.0f} min, {t.get('device')}"
+    if "init_training" in t:
+        cell = f"{_training_cell(t['init_training'])}, then {cell}"
+    if "interpolation" in t:
+        a, other = t["interpolation"]["alpha"], Path(t["interpolation"]["with"]).stem
+        cell += f"; weights blended {a:g} : {1 - a:g} with {other}'s (network interpolation)"
+    return cell
+
+
 def models_table(card_paths: list[Path]) -> str:
     """Markdown table of model cards: params, FLOPs and Y-PSNR/SSIM per benchmark next to bicubic."""
     lines = ["| model | scale | params | GFLOP per input MP | set | Y-PSNR / SSIM | gradient energy / HR | bicubic | training |",
@@ -91,7 +102,7 @@ def models_table(card_paths: list[Path]) -> str:
             head = (f"`{c['name']}` | x{c['scale']} | {c['params'] / 1e6:.2f}M | {c['flops_per_input_pixel'] / 1e3:.0f} | "
                     if first else " | | | | ")
             grad = f"{m['grad_ratio']:.3f}" if "grad_ratio" in m else "-"
-            tail = f"{t.get('steps')} steps, {t.get('wall_time_s', 0) / 60:.0f} min, {t.get('device')}" if first else ""
+            tail = _training_cell(t) if first else ""
             lines.append(f"| {head}{bench} | {m['psnr_y']:.2f} / {m['ssim_y']:.4f} | {grad} | {m['bicubic_psnr_y']:.2f} / {m['bicubic_ssim_y']:.4f} | {tail} |")
             first = False
     return "\n".join(lines)

@@ -150,12 +150,26 @@ FACE_USE = (
 )
 
 
+def interpolate_weights(net: torch.nn.Module, ck: dict, other: str, alpha: float) -> None:
+    """Network interpolation (ESRGAN, Wang et al. 2018): set ``net``'s weights to alpha x its own + (1 - alpha) x
+    those of ``other`` (a checkpoint or exported .onnx of the same net), e.g. a GAN fine-tune and the PSNR model
+    it started from, to choose a point between fidelity and sharpness without retraining."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"interpolation alpha {alpha} is not in [0, 1]")
+    base, base_ck = load_ema(other)
+    if (base_ck["arch"], base_ck["net_config"]) != (ck["arch"], ck["net_config"]):
+        raise ValueError(f"{other} is {base_ck['arch']} {base_ck['net_config']}, not {ck['arch']} {ck['net_config']}")
+    theirs = base.state_dict()
+    net.load_state_dict({k: alpha * v + (1.0 - alpha) * theirs[k] for k, v in net.state_dict().items()})
+
+
 def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str], notes: str = "",
                description: str = "", real_photos: dict[str, list[Path]] | None = None, compare: list[str] = (),
-               faces: list[str] = ()) -> dict:
+               faces: list[str] = (), interpolate: tuple[str, float] | None = None) -> dict:
     """Export a run to NAME.onnx + card. ``real_photos`` (sets of real low-quality photos) adds NIQE of the
     model's outputs on them, next to bicubic and the ``compare`` models, measured in the same run; ``faces``
-    (folders of held-out aligned faces) makes it a face model, with the face table of evaluate_faces."""
+    (folders of held-out aligned faces) makes it a face model, with the face table of evaluate_faces;
+    ``interpolate`` = (other model, alpha) exports alpha x this run's weights + (1 - alpha) x the other's."""
     from training.evaluate import evaluate_onnx
 
     run, out_dir = Path(run), Path(out_dir)
@@ -163,6 +177,8 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
     ckpt = run / "ckpt.pt" if run.is_dir() else run
     net, ck = load_ema(ckpt)
     tc = ck["train_config"]
+    if interpolate:
+        interpolate_weights(net, ck, *interpolate)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(net, onnx_path)
     parity = check_parity(net, onnx_path)
@@ -185,7 +201,8 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
         "flops_per_input_pixel": nets.flops_per_input_pixel(net),
         "inputs": inputs,
         "outputs": [{"name": "output", "dtype": "float32", "shape": out_shape, "range": [0, 1], "color": "RGB"}],
-        "training": training_summary(ck, run if run.is_dir() else None),
+        "training": training_summary(ck, run if run.is_dir() else None)
+        | ({"interpolation": {"with": interpolate[0], "alpha": interpolate[1]}} if interpolate else {}),
         "metrics": {},
         "parity_max_abs_diff": parity,
         "onnx": {"file": onnx_path.name, "opset": OPSET},

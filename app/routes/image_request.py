@@ -69,7 +69,7 @@ async def handle(
         log.info("client went away during %s; its remaining tiles were dropped", route)
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
     out = {
-        **headers(opts, model), "X-Input-Size": "{}x{}".format(*result.in_size), "X-Output-Size": "{}x{}".format(*result.out_size),
+        **headers(opts, model), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size), "X-Output-Size": "{}x{}".format(*result.out_size),
         "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
     }
     if result.frames > 1:

@@ -119,11 +119,11 @@ for (const zone of document.querySelectorAll(".drop")) {
 fetch("/v1/models").then((r) => r.json()).then(({ models }) => {
   const select = $("#upscale-form select[name=model]");
   for (const m of models.filter((m) => m.task === "super-resolution")) {
-    const opt = new Option(`${m.name} (x${m.scale})`, m.name);
+    const opt = new Option(`${m.name} (x${m.scale}${m.domain ? `, ${m.domain}` : ""})`, m.name);
     opt.title = m.description || "";
     select.add(opt);
   }
-  $("#faces-option").hidden = !models.some((m) => m.task === "face-super-resolution" || m.name.startsWith("face-"));
+  $("#faces-option").hidden = !models.some((m) => m.domain === "faces");
   $("#tab-t2i").hidden = !models.some((m) => m.task === "text-to-image");
 }).catch(() => {});
 
@@ -149,7 +149,8 @@ $("#upscale-form").addEventListener("submit", async (e) => {
   await after.decode().catch(() => {});
   const ms = resp.headers.get("X-Processing-Time-Ms");
   $("#upscale-meta").textContent = `${resp.headers.get("X-Model")}: ${resp.headers.get("X-Input-Size")} → ` +
-    `${resp.headers.get("X-Output-Size")}, ${humanBytes(blob.size)}, ${ms ? (ms / 1000).toFixed(2) : "?"} s on the server`;
+    `${resp.headers.get("X-Output-Size")}, ${humanBytes(blob.size)}, ${ms ? (ms / 1000).toFixed(2) : "?"} s on the server` +
+    (resp.headers.has("X-Faces-Enhanced") ? `, ${resp.headers.get("X-Faces-Enhanced")} face(s) enhanced` : "");
   offerDownload($("#upscale-download"), after.src, file, `_x${resp.headers.get("X-Scale")}`, blob);
   $("#upscale-result").hidden = false;
 });

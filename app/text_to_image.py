@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import mmap
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,21 +169,6 @@ class PromptCache:
 
 
 # -- a request ------------------------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def admitted(models: list[Model], settings: Settings) -> AsyncIterator[None]:
-    """A request slot on each model (503 at once when one is full) and the request deadline (504)."""
-    try:
-        with contextlib.ExitStack() as slots:
-            for m in models:
-                slots.enter_context(m.batcher.admit())
-            async with asyncio.timeout(settings.request_timeout_s):
-                yield
-    except QueueFull:
-        raise errors.overloaded(settings.retry_after_s) from None
-    except TimeoutError:
-        raise errors.timeout(f"the request took longer than {settings.request_timeout_s:g}s (GAN_REQUEST_TIMEOUT_S)") from None
-
-
 async def _all(futures: list[asyncio.Future]) -> list:
     """Await futures in order; on any early end (deadline, error) the ones still queued are cancelled."""
     try:

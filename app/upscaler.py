@@ -25,10 +25,12 @@ class ClientGone(Exception):
 
 
 @contextlib.asynccontextmanager
-async def admitted(model: Model, settings: Settings) -> AsyncIterator[None]:
-    """A request slot on the model (503 at once when all are taken) and the request deadline (504)."""
+async def admitted(models: list[Model], settings: Settings) -> AsyncIterator[None]:
+    """A request slot on each model it will use (503 at once when one is full) and the request deadline (504)."""
     try:
-        with model.batcher.admit():
+        with contextlib.ExitStack() as slots:
+            for m in models:
+                slots.enter_context(m.batcher.admit())
             async with asyncio.timeout(settings.request_timeout_s):
                 yield
     except QueueFull:

@@ -58,7 +58,7 @@ async def handle(
             data, form = await upload.read_image(request, settings.max_body_bytes)  # options may be form fields
         opts = parse_options(cls, query, form)
         model = pick(opts)
-        async with upscaler.admitted(model, settings):  # 503 before reading or decoding when the model is saturated
+        async with upscaler.admitted([model], settings):  # 503 before reading or decoding when the model is saturated
             if data is None:
                 data = await upload.read_body(request, settings.max_body_bytes)
             result = await work(opts, model, data)

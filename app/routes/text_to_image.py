@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import errors, upload
 from app import text_to_image as t2i
+from app.upscaler import admitted
 
 router = APIRouter(tags=["text-to-image"])
 MAX_BODY = 16 * 1024  # a prompt is at most 300 characters: a JSON body needs far less
@@ -82,7 +83,7 @@ async def text_to_image(request: Request) -> Response:
         except errors.ApiError as e:
             raise errors.unprocessable(f"size {req.size} needs an x4 upscaler ({e.message}); ask for size {native}") from None
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
-    async with t2i.admitted([generator, *([upscaler] if upscaler else [])], settings):
+    async with admitted([generator, *([upscaler] if upscaler else [])], settings):
         out = await t2i.generate(generator, encoder, upscaler, req.prompt, req.n, seed, req.size, req.format, req.quality,
                                  request.app.state.prompt_cache, settings)
     headers = {"X-Model": generator.name, "X-Text-Encoder": encoder.name, "X-Seed": str(seed), "X-Size": str(out.size),

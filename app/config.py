@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     def _check(self) -> "Settings":
         if self.tile_overlap * 2 >= self.tile_size:
             raise ValueError(f"GAN_TILE_OVERLAP ({self.tile_overlap}) must be less than half of GAN_TILE_SIZE ({self.tile_size})")
+        if self.face_min_px > self.face_max_px:
+            raise ValueError(f"GAN_FACE_MIN_PX ({self.face_min_px}) is above GAN_FACE_MAX_PX ({self.face_max_px})")
         return self
 
 

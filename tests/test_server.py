@@ -207,10 +207,12 @@ def test_no_model_loaded_is_503(tmp_path):
         assert r.status_code == 503 and "retry-after" in r.headers
 
 
-def test_bad_tile_settings_are_refused_at_startup():
+def test_bad_tile_and_face_settings_are_refused_at_startup():
     from pydantic import ValidationError
 
     from app.config import Settings
 
     with pytest.raises(ValidationError, match="GAN_TILE_OVERLAP"):
         Settings(tile_size=32, tile_overlap=16)
+    with pytest.raises(ValidationError, match="GAN_FACE_MIN_PX"):
+        Settings(face_min_px=80, face_max_px=64)

@@ -48,8 +48,9 @@ def image_body(description: str, fields: dict[str, str]) -> dict:
 async def handle(
     request: Request, route: str, query: dict[str, str | None], cls: type[Options],
     pick: Callable[[Options], Model], work: Callable[[Options, Model, bytes], Awaitable[Result]],
-    headers: Callable[[Options, Model], dict[str, str]],
+    headers: Callable[[Options, Model], dict[str, str]], also: Callable[[Options], list[Model]] = lambda o: [],
 ) -> Response:
+    """``pick``: the model the options ask for; ``also``: other models the work will use (each gets a slot)."""
     t0 = time.perf_counter()
     settings = request.app.state.settings
     try:
@@ -58,7 +59,7 @@ async def handle(
             data, form = await upload.read_image(request, settings.max_body_bytes)  # options may be form fields
         opts = parse_options(cls, query, form)
         model = pick(opts)
-        async with upscaler.admitted([model], settings):  # 503 before reading or decoding when the model is saturated
+        async with upscaler.admitted([model, *also(opts)], settings):  # 503 before reading or decoding when a model is saturated
             if data is None:
                 data = await upload.read_body(request, settings.max_body_bytes)
             result = await work(opts, model, data)

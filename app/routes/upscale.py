@@ -5,7 +5,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from app import upscaler
-from app.registry import Model
 from app.routes.image_request import handle, image_body
 
 router = APIRouter(tags=["upscale"])
@@ -52,17 +51,12 @@ async def upscale(
     faces: str | None = Query(None, description=FACES_HELP),
 ) -> Response:
     settings, registry = request.app.state.settings, request.app.state.registry
-
-    def pick(o: UpscaleOptions) -> Model:
-        if o.faces:
-            registry.face_model()  # 422 before the body is read when there is none
-        return registry.upscaler(o.model, o.scale)
-
     return await handle(
         request, "/upscale", {"scale": scale, "model": model, "format": format, "quality": quality, "faces": faces},
         UpscaleOptions,
-        pick=pick,
+        pick=lambda o: registry.upscaler(o.model, o.scale),
         work=lambda o, m, data: upscaler.run(m, data, o.format, o.quality, settings, request.is_disconnected,
                                              registry.face_model() if o.faces else None),
         headers=lambda o, m: {"X-Model": m.name, "X-Scale": str(m.scale)},
+        also=lambda o: [registry.face_model()] if o.faces else [],  # 422 before the body is read when there is none
     )

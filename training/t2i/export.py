@@ -81,7 +81,8 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         "text_encoder": "text-encoder",
         "description": ("GAN-INT-CLS text-to-image generator (Reed et al. 2016) at 64x64, trained on Oxford-102 flowers: "
                         "sentence embedding of a caption (text-encoder, all-MiniLM-L6-v2) + noise -> a flower image. "
-                        "DCGAN-style generator, matching-aware discriminator with spectral norm, GAN-INT interpolation, EMA."),
+                        "DCGAN-style generator, matching-aware discriminator with spectral norm"
+                        + (" and a projection term" if ck["net_config"].get("projection") else "") + ", GAN-INT interpolation, EMA."),
         "arch": ck["arch"],
         "net_config": ck["net_config"],
         "params": count_params(g),

@@ -177,6 +177,13 @@ def test_evaluate_runs_on_a_tiny_set(tiny_data, tmp_path):
     assert "| model |" in ev.format_table(r)
 
 
+@needs_encoder
+def test_encoder_class_retrieval_on_a_tiny_set(tiny_data, tmp_path):
+    r = ev.encoder_class_retrieval(ENCODER, str(tiny_data), str(tmp_path / "cache"))
+    assert r["classes"] == 6 and r["captions"] == 6 * 2 * 2 and r["chance_top5"] == round(5 / 6, 4)
+    assert r["top1"] == 1.0  # one colour word per class: every test caption is nearest its own class
+
+
 def test_frechet_distance():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((200_000, 1)), 3 + 2 * rng.standard_normal((200_000, 1))
@@ -206,6 +213,8 @@ def test_shipped_text_encoder_card_and_behaviour():
     assert card["onnx"]["sha256"] == sha256_file(ENCODER) and card["onnx"]["bytes"] < 40_000_000
     q = card["parity"]["int8_onnx_cosine"]
     assert card["precision"] == "int8" and q["min"] >= 0.99 and q["mean"] >= q["min"]
+    retrieval = card["metrics"]["caption_class_retrieval"]  # measured on this file (t2i-evaluate-encoder)
+    assert retrieval["classes"] == 102 and retrieval["top5"] > 5 * retrieval["chance_top5"]
     tok = json.loads((MODELS / card["tokenizer"]).read_text())
     assert tok["truncation"]["max_length"] == 128
     enc = OnnxEncoder(ENCODER)

@@ -134,6 +134,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(json.dumps({"onnx": card["onnx"], "steps": card["training"]["steps"]}, indent=2))
 
 
+def cmd_evaluate_encoder(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from training.t2i.evaluate import encoder_class_retrieval
+
+    _logging()
+    result = encoder_class_retrieval(args.encoder, args.data, args.cache)
+    print(json.dumps(result, indent=2))
+    if args.write:  # the JSON card only: rewriting the ONNX metadata would change the file the generator's card pins
+        card_path = Path(args.encoder).with_suffix(".json")
+        card = json.loads(card_path.read_text())
+        card["metrics"] = {"caption_class_retrieval": result, "command": "python -m training " + shlex.join(args.argv)}
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
 def add_eval_commands(sub) -> None:
     from training.t2i.classifier import DEFAULT_PATH
 
@@ -159,6 +174,13 @@ def add_eval_commands(sub) -> None:
     v.add_argument("--json", default="", help="also write the full result as JSON here")
     v.add_argument("--threads", type=int, default=1)
     v.set_defaults(func=cmd_evaluate)
+
+    n = sub.add_parser("t2i-evaluate-encoder", help="text-to-image: how much flower class the text encoder's caption embeddings carry")
+    n.add_argument("--encoder", default=DEFAULT_ENCODER)
+    n.add_argument("--data", default=DEFAULT_DATA)
+    n.add_argument("--cache", default="runs/t2i/cache")
+    n.add_argument("--write", action="store_true", help="store the result as the metrics of the encoder's JSON card")
+    n.set_defaults(func=cmd_evaluate_encoder)
 
     x = sub.add_parser("t2i-export", help="text-to-image: export a t2i-train run's EMA generator to ONNX, evaluate it, write the card")
     x.add_argument("run")

@@ -253,3 +253,23 @@ def format_table(result: dict) -> str:
     if "grid" in result:
         lines.append(f"grid: {result['grid']}")
     return "\n".join(lines)
+
+
+def encoder_class_retrieval(encoder: str | Path, data_dir: str = t2i_data.DEFAULT_DATA, cache: str = "runs/t2i/cache") -> dict:
+    """How much of a flower's class the text encoder's embedding of a human caption carries, with no training:
+    each test-split caption is matched by cosine to the mean embedding of each class's train-split captions.
+    The text encoder's card keeps it as its ``metrics`` (t2i-evaluate-encoder)."""
+    from training.t2i.classifier import topk_accuracy
+
+    ds = t2i_data.load(data_dir, attr_per_image=0)
+    emb = t2i_data.embed_cached(ds.texts, encoder, cache)
+    cls, split = ds.class_ids[ds.text_image], ds.split[ds.text_image]
+    classes = np.unique(cls)
+    centroids = np.stack([emb[(cls == c) & (split == "train")].mean(0) for c in classes])
+    test = split == "test"
+    logits = emb[test] @ (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)).T
+    labels = np.searchsorted(classes, cls[test]) + 1  # topk_accuracy's ids: column + 1
+    return {"captions": int(test.sum()), "classes": len(classes), "method": "nearest class centroid of train-split human "
+            "captions (cosine), on test-split human captions of flowers64", "top1": round(topk_accuracy(logits, labels, 1), 4),
+            "top5": round(topk_accuracy(logits, labels, 5), 4), "chance_top5": round(5 / len(classes), 4)}
+

@@ -268,7 +268,7 @@ def load_onnx(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The generator of an exported model: rebuilt from the card in its metadata, weights from its initializers.
 
     The export keeps parameter names (``net.<state_dict key>``); every key of the rebuilt net must be found with
-    the right shape, else this raises rather than fine-tune a half-loaded net. Returns the net and a checkpoint-like
+    the right number of values, else this raises rather than fine-tune a half-loaded net. Returns the net and a checkpoint-like
     dict (arch, net_config, step = the steps its card records).
     """
     import onnx

@@ -154,6 +154,37 @@ def test_export_meets_the_serving_contract(tiny_data, tmp_path):
 
 
 @needs_encoder
+def test_training_can_start_from_a_shipped_generator_with_d_warm_up(tiny_data, tmp_path):
+    """--init: G and its EMA start from an exported generator (weights read back from the graph); --d-warmup: the
+    fresh D trains alone first; the new card records how the start was made."""
+    from training.t2i.export import export_run
+    from training.t2i.train import train
+
+    first = train(_cfg(tiny_data, tmp_path / "first", steps=2), progress=False)
+    export_run(first.parent, tmp_path / "models", "t2i-first", evaluate_it=False, grid=None)
+    start = {k: v for k, v in torch.load(first, weights_only=False)["g_export"].items() if "running" not in k and "num_batches" not in k}
+    cfg = _cfg(tiny_data, tmp_path / "cont", init=str(tmp_path / "models" / "t2i-first.onnx"), d_warmup=2, steps=4)
+    train(cfg, progress=False, stop_at=2)
+    ck = torch.load(tmp_path / "cont" / "ckpt.pt", weights_only=False)
+    for key in ("g", "g_ema"):  # G and its EMA waited for D
+        assert all(torch.equal(ck[key][k], v) for k, v in start.items()), key
+    fresh_d = torch.load(first, weights_only=False)["d"]
+    assert any(not torch.equal(ck["d"][k], fresh_d[k]) for k in fresh_d)
+    train(cfg, resume=True, progress=False)
+    ck = torch.load(tmp_path / "cont" / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 4 and not all(torch.equal(ck["g"][k], v) for k, v in start.items())  # then G trains
+    rows = [json.loads(r) for r in (tmp_path / "cont" / "stats.jsonl").read_text().splitlines()]
+    assert [r["loss_int"] for r in rows[:2]] == [0.0, 0.0] and rows[3]["loss_int"] > 0
+    card = export_run(tmp_path / "cont", tmp_path / "models", "t2i-cont", evaluate_it=False, grid=None)
+    assert card["training"]["init"].endswith("t2i-first.onnx") and card["training"]["d_warmup"] == 2
+    assert card["training"]["init_training"]["steps"] == 2
+    with pytest.raises(ValueError, match="held-out classes"):  # a generator that saw the held-out classes is refused
+        train(_cfg(tiny_data, tmp_path / "bad", init=cfg.init, heldout=2), progress=False)
+    with pytest.raises(ValueError, match="holds"):
+        train(_cfg(tiny_data, tmp_path / "bad2", init=cfg.init, net={"ngf": 16, "ndf": 8, "proj": 16, "z_dim": 12}), progress=False)
+
+
+@needs_encoder
 def test_evaluate_runs_on_a_tiny_set(tiny_data, tmp_path):
     from training.t2i.classifier import train_classifier
     from training.t2i.export import export_run

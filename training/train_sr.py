@@ -265,11 +265,21 @@ def load_ema(ckpt_path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 
 def load_onnx(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The generator of an exported model: rebuilt from the card in its metadata, weights from its initializers.
+    """The generator of an exported model: rebuilt from the card in its metadata, weights from its initializers
+    (``onnx_state``). Returns the net and a checkpoint-like dict (arch, net_config, step = the steps its card records).
+    """
+    card, weights = onnx_state(path, "net.")
+    net = nets.build(card["arch"], card["net_config"])
+    load_onnx_weights(net, weights, path)
+    return net.eval(), {"arch": card["arch"], "net_config": card["net_config"], "step": card.get("training", {}).get("steps", 0)}
 
-    The export keeps parameter names (``net.<state_dict key>``); every key of the rebuilt net must be found with
-    the right number of values, else this raises rather than fine-tune a half-loaded net. Returns the net and a checkpoint-like
-    dict (arch, net_config, step = the steps its card records).
+
+def onnx_state(path: str | Path, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The card in an exported file's metadata_props and its weights by state_dict key.
+
+    The export keeps parameter names (``<prefix><state_dict key>``). Two kinds are stored under generated names
+    and found through their nodes: PReLU slopes (reshaped) and the weights of bias-free Linear layers (exported
+    as MatMul with the weight transposed).
     """
     import onnx
     from onnx import numpy_helper
@@ -278,16 +288,21 @@ def load_onnx(path: str | Path) -> tuple[torch.nn.Module, dict]:
     meta = {p.key: p.value for p in model.metadata_props}
     if "card" not in meta:
         raise ValueError(f"{path}: no card in its metadata_props; not an export of this project")
-    card = json.loads(meta["card"])
-    net = nets.build(card["arch"], card["net_config"])
-    weights = {i.name.removeprefix("net."): numpy_helper.to_array(i) for i in model.graph.initializer}
-    for node in model.graph.node:  # PReLU slopes are exported reshaped, under a generated name: find them by node
-        if node.op_type == "PRelu" and node.input[1] in weights:
+    weights = {i.name.removeprefix(prefix): numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in ("PRelu", "MatMul") and node.input[1] in weights and node.input[1].startswith("onnx::"):
             module = node.output[0].split("/")[-2]  # '/net/upsample/upsample.2/PRelu_output_0' -> 'upsample.2'
-            weights[module + ".weight"] = weights[node.input[1]]
+            w = weights[node.input[1]]
+            weights[module + ".weight"] = w.T if node.op_type == "MatMul" else w
+    return json.loads(meta["card"]), weights
+
+
+def load_onnx_weights(net: torch.nn.Module, weights: dict[str, np.ndarray], path: str | Path) -> None:
+    """Load ``onnx_state`` weights into ``net``. Every key must be found with the right number of values, else this
+    raises rather than fine-tune a half-loaded net; only BatchNorm's step counters (not in a graph) may be missing."""
     state = net.state_dict()
-    missing = [k for k, v in state.items() if k not in weights or weights[k].size != v.numel()]
+    missing = [k for k, v in state.items() if (k not in weights or weights[k].size != v.numel())
+               and not k.endswith("num_batches_tracked")]
     if missing:
         raise ValueError(f"{path}: weights not found in the graph (or of another size): {', '.join(missing[:5])}")
-    net.load_state_dict({k: torch.from_numpy(weights[k].reshape(v.shape).copy()) for k, v in state.items()})
-    return net.eval(), {"arch": card["arch"], "net_config": card["net_config"], "step": card.get("training", {}).get("steps", 0)}
+    net.load_state_dict({k: torch.from_numpy(weights[k].reshape(v.shape).copy()) if k in weights else v for k, v in state.items()})

@@ -81,7 +81,8 @@ def add_train_commands(sub) -> None:
     for name in ("z_dim", "proj", "ngf", "ndf"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
     t.add_argument("--projection", action="store_true", help="D: add the projection-discriminator term (text x image features)")
-    for name in ("heldout", "attr_per_image", "batch", "steps", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
+    t.add_argument("--init", default=d["init"], help="start G and its EMA from a shipped NAME.onnx generator (same net and held-out classes); D starts fresh")
+    for name in ("heldout", "attr_per_image", "batch", "steps", "d_warmup", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
     for name in ("lr", "lr_d", "beta1", "int_beta", "w_int", "ema"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=d[name])

@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from training.t2i import data as t2i_data
 from training.t2i.nets import Discriminator, Generator, T2IConfig, config_dict, count_params
-from training.train_sr import Meter, _truncate_stats, describe_device, log, restore, save_checkpoint, start_run
+from training.train_sr import (Meter, _truncate_stats, describe_device, load_onnx_weights, log, onnx_state, restore,
+                               save_checkpoint, start_run)
 
 # The fixed captions of the sample grids (and of docs/t2i-grid.png).
 GRID_CAPTIONS = [
@@ -62,6 +63,8 @@ class T2ITrainConfig:
     ema: float = 0.999
     seed: int = 0
     limit: int = 0                    # use only the first images of the data set (tests)
+    init: str = ""                    # start G (and its EMA) from a shipped NAME.onnx generator; D starts fresh
+    d_warmup: int = 0                 # first steps train D only (G frozen): a fresh D meets a trained G
     sample_every: int = 250
     ckpt_every: int = 200
     log_every: int = 25
@@ -193,6 +196,10 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         log.info("resumed from %s at step %d", ckpt_path, step)
         _truncate_stats(run_dir / "stats.jsonl", step)
     else:
+        if cfg.init:
+            init_from_onnx(cfg.init, g, net_cfg, heldout)
+            g_ema.load_state_dict(g.state_dict())
+            log.info("starting G and its EMA from %s; D from scratch, %d D-only steps first", cfg.init, cfg.d_warmup)
         (run_dir / "config.json").write_text(json.dumps(
             {"trainer": "t2i", "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout}, indent=2))
     log.info("G %d params, D %d params, device %s", count_params(g), count_params(d), describe_device(device))
@@ -231,16 +238,18 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         loss_d.backward()
         opt_d.step()
 
-        # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
-        e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
-        fake_int = g(torch.randn(len(e_int), net_cfg.z_dim, device=device), e_int)
-        loss_adv = F.softplus(-d(fake, e)).mean()
-        loss_int = F.softplus(-d(fake_int, e_int)).mean()
-        loss_g = loss_adv + cfg.w_int * loss_int
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        ema_update(g_ema, g, step, cfg.ema)
+        if step < cfg.d_warmup:  # a fresh D (--init) first catches up with the trained G; G and its EMA wait
+            loss_adv, loss_int = F.softplus(-d_fake).mean().detach(), torch.zeros(())
+        else:  # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
+            e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
+            fake_int = g(torch.randn(len(e_int), net_cfg.z_dim, device=device), e_int)
+            loss_adv = F.softplus(-d(fake, e)).mean()
+            loss_int = F.softplus(-d(fake_int, e_int)).mean()
+            loss_g = loss_adv + cfg.w_int * loss_int
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            ema_update(g_ema, g, step, cfg.ema)
         step += 1
         meter.add({"loss_d": loss_d.item(), "loss_g": loss_adv.item(), "loss_int": loss_int.item(),
                    "d_real": torch.sigmoid(d_real).mean().item(), "d_wrong": torch.sigmoid(d_wrong).mean().item(),
@@ -267,6 +276,17 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     stats.close()
     log.info("done: %d steps in %.0f s", step, elapsed)
     return ckpt_path
+
+
+def init_from_onnx(path: str, g: Generator, net_cfg: T2IConfig, heldout: list[int]) -> None:
+    """Load a shipped generator's weights into ``g``; its card must match the network and the held-out classes
+    (a generator that has seen the held-out classes would void the zero-shot check)."""
+    card, weights = onnx_state(path, "g.")
+    if card.get("net_config") != config_dict(net_cfg):
+        raise ValueError(f"{path} holds {card.get('net_config')}, not {config_dict(net_cfg)}")
+    if card.get("heldout_classes") != heldout:
+        raise ValueError(f"{path} was trained with held-out classes {card.get('heldout_classes')}, not {heldout}")
+    load_onnx_weights(g, weights, path)
 
 
 def load_generator(ckpt_path: str | Path, which: str = "g_export") -> tuple[Generator, dict]:

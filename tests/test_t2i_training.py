@@ -151,6 +151,28 @@ def test_export_meets_the_serving_contract(tiny_data, tmp_path):
     e = rng.standard_normal((5, 384)).astype(np.float32)
     out = sess.run(["image"], {"text_embedding": e, "noise": rng.standard_normal((5, 12)).astype(np.float32)})[0]
     assert out.shape == (5, 3, 64, 64) and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    # t2i-evaluate --write: a new evaluation goes into both cards, and the JSON card pins the rewritten file
+    from training.export import write_card
+
+    card["evaluation"] = {"command": "python -m training t2i-evaluate ...", "table": {}}
+    write_card(onnx_path, card)
+    on_disk = json.loads((tmp_path / "models" / "t2i-test.json").read_text())
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert on_disk["evaluation"]["table"] == {} and json.loads(meta["card"])["evaluation"] == on_disk["evaluation"]
+    assert on_disk["onnx"]["sha256"] == sha256_file(onnx_path) and on_disk["onnx"]["bytes"] == onnx_path.stat().st_size
+
+
+def test_the_shipped_judge_is_the_default_classifier():
+    """The cards' class accuracies and Frechet distances were measured with the shipped judge (a rebuild on another
+    CPU gives other floats), so t2i-evaluate reproduces them by default."""
+    from training.t2i.classifier import DEFAULT_PATH, load_classifier
+
+    net, result = load_classifier()
+    assert Path(DEFAULT_PATH) == ROOT / "training" / "t2i" / "judge.pt"
+    assert result == json.loads((ROOT / "training" / "t2i" / "judge.json").read_text()) and result["test_top5"] > 0.75
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 102)
+    command = json.loads((MODELS / "t2i-flowers64.json").read_text())["evaluation"]["command"]
+    assert command.startswith("python -m training t2i-evaluate models/t2i-flowers64.onnx") and "--classifier" not in command
 
 
 @needs_encoder

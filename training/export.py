@@ -87,6 +87,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_card(onnx_path: Path, card: dict) -> None:
+    """The card into the file's metadata_props, then beside it as NAME.json with the file's new sha256 and size."""
+    card["onnx"].pop("sha256", None)
+    card["onnx"].pop("bytes", None)
+    write_metadata(onnx_path, card)
+    card["onnx"]["sha256"] = sha256_file(onnx_path)
+    card["onnx"]["bytes"] = onnx_path.stat().st_size
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def write_metadata(path: Path, card: dict) -> None:
     """Store the card and its key scalars in the ONNX file's metadata_props (as Ultralytics does)."""
     import onnx
@@ -225,10 +235,7 @@ def export_run(run: str | Path, out_dir: str | Path, name: str, bench: list[str]
             card |= {"domain": "faces", "trained_on": f"aligned faces, {HR_SIZE // scale} px LR -> {HR_SIZE} px",
                      "intended_use_and_limitations": FACE_USE}
             card["metrics"]["faces"] = evaluate_faces([*compare, onnx_path], list(faces))
-    write_metadata(onnx_path, card)
-    card["onnx"]["sha256"] = sha256_file(onnx_path)
-    card["onnx"]["bytes"] = onnx_path.stat().st_size
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(onnx_path, card)
     return card
 
 

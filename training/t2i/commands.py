@@ -121,6 +121,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.write:
+        from training.export import write_card
+
+        result.pop("grid", None)
+        card["evaluation"] = {"command": "python -m training " + shlex.join(args.argv), **result}
+        write_card(Path(args.model), card)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -151,11 +157,11 @@ def cmd_evaluate_encoder(args: argparse.Namespace) -> None:
 
 
 def add_eval_commands(sub) -> None:
-    from training.t2i.classifier import DEFAULT_PATH
+    from training.t2i.classifier import DEFAULT_PATH, TRAIN_OUT
 
     c = sub.add_parser("t2i-classifier", help="text-to-image: train the 102-class flower classifier used by t2i-evaluate")
     c.add_argument("--data", default=DEFAULT_DATA)
-    c.add_argument("--out", default=DEFAULT_PATH)
+    c.add_argument("--out", default=TRAIN_OUT, help=f"where to save it (the shipped judge is {DEFAULT_PATH})")
     c.add_argument("--width", type=int, default=32)
     c.add_argument("--epochs", type=int, default=8)
     c.add_argument("--batch", type=int, default=64)
@@ -173,6 +179,7 @@ def add_eval_commands(sub) -> None:
     v.add_argument("--cache", default="runs/t2i/cache")
     v.add_argument("--grid", default="", help="also write the captions x seeds grid PNG here")
     v.add_argument("--json", default="", help="also write the full result as JSON here")
+    v.add_argument("--write", action="store_true", help="store the result as the card's evaluation (JSON card and the file's metadata)")
     v.add_argument("--threads", type=int, default=1)
     v.set_defaults(func=cmd_evaluate)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.export import sha256_file, training_summary, write_metadata
+from training.export import training_summary, write_card
 from training.t2i.nets import Exported, count_params
 from training.t2i.train import load_generator
 
@@ -112,8 +112,6 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
                           attr_per_image=tc["attr_per_image"], grid=grid, threads=threads)
         result.pop("grid", None)
         card["evaluation"] = {"command": cmd, **result}
-    write_metadata(onnx_path, card)
-    card["onnx"]["sha256"] = sha256_file(onnx_path)
-    card["onnx"]["bytes"] = onnx_path.stat().st_size
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(onnx_path, card)
     return card
+

@@ -141,8 +141,11 @@ def default_description(arch: str, tc: dict, scale: int) -> str:
         return (f"Learned High-to-Low degradation x{scale} (Bulat et al. 2018): HR photo + noise vector -> a "
                 "low-resolution image degraded like real web photos (trained unpaired against real low-quality photos).")
     if "disc" in tc:
-        return (f"SRResNet x{scale} fine-tuned adversarially ({tc['disc']} discriminator, {tc['gan_loss']} loss, "
-                "feature matching, TV): sharper, photo-realistic texture at some PSNR cost.")
+        adversarial = f"fine-tuned adversarially ({tc['disc']} discriminator, {tc['gan_loss']} loss, feature matching, TV)"
+        if tc.get("degradation", "bicubic") != "bicubic":
+            return (f"SRResNet x{scale} trained on realistic LR ({tc['degradation']}: classical degradation pipeline "
+                    f"and/or learned High-to-Low net) and {adversarial}. Best for real photos: JPEG, noise, blur.")
+        return f"SRResNet x{scale} {adversarial}: sharper, photo-realistic texture at some PSNR cost."
     if tc.get("degradation", "bicubic") != "bicubic":
         return (f"SRResNet x{scale} trained on realistic LR ({tc['degradation']}: classical degradation pipeline "
                 "and/or learned High-to-Low net). Best for real photos: JPEG, noise, blur.")

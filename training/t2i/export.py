@@ -114,4 +114,3 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         card["evaluation"] = {"command": cmd, **result}
     write_card(onnx_path, card)
     return card
-

@@ -84,7 +84,7 @@ def test_discriminator_outputs_and_losses():
 def h2l_cfg(dirs, run, steps):
     return H2LTrainConfig(hr_data=[str(dirs / "hr")], lr_data=[str(dirs / "lq")], run_dir=str(run), scale=2,
                           net={"channels": 8, "lr_blocks": 1, "z_dim": 4, "noise_period": 16}, hr_patch=32, batch=2,
-                          steps=steps, disc_channels=8, holdout=2, val_every=4, ckpt_every=2, log_every=2, threads=1)
+                          steps=steps, disc_channels=8, holdout=2, val_every=2, ckpt_every=2, log_every=2, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,18 @@ def test_h2l_export_contract(h2l_export):
     assert out.shape == (3, 3, 11, 19) and 0 <= out.min() and out.max() <= 1
     rows = [json.loads(r) for r in (tmp / "run" / "stats.jsonl").read_text().splitlines()]
     assert {"val_frechet_ema", "val_frechet_bicubic"} <= set(rows[-1])
+
+
+def test_h2l_keeps_the_best_validated_snapshot_and_exports_it(dirs, h2l_export):
+    tmp, _ = h2l_export
+    vals = {r["step"]: r["val_frechet_ema"] for r in map(json.loads, (tmp / "run" / "stats.jsonl").read_text().splitlines())
+            if "val_frechet_ema" in r}
+    assert len(vals) == 2
+    best = torch.load(tmp / "run" / "best.pt", weights_only=False)
+    assert best["step"] == min(vals, key=vals.get) and best["best"]["val_frechet"] == min(vals.values())
+    assert torch.load(tmp / "run" / "ckpt.pt", weights_only=False)["best"] == best["best"]
+    card = export_run(tmp / "run" / "best.pt", tmp / "models", "tiny-degrade-best", bench=[str(dirs / "bench")])
+    assert card["training"]["steps"] == best["step"] and card["metrics"]["learned"]["frechet"] >= 0
 
 
 def test_h2l_resume_is_exact(dirs, tmp_path):

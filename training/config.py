@@ -96,7 +96,8 @@ class H2LTrainConfig:
     disc_channels: int = 32
     ema: float = 0.999
     seed: int = 0
-    holdout: int = 200  # real LR images kept out of training, for the statistics check
+    holdout: int = 200  # real LR images kept out of training, for the statistics check (the test set of the card)
+    val_images: int = 100  # further real LR images kept out of training, to choose the snapshot (best.pt) on
     val_every: int = 250
     ckpt_every: int = 100
     log_every: int = 25

@@ -14,7 +14,9 @@ here, a discriminator told real low-quality patches from bicubic ones 56% of the
 and 78% after 300 steps on the residual. (Normalising each patch's residual learned faster still, but
 hid the noise level from the discriminator: the generator's noise amplitude drifted, measured.)
 Validation: the Frechet distance of degradation statistics (training/degradation_stats.py) between the
-EMA generator's outputs and held-out real photos, next to plain bicubic downscaling.
+EMA generator's outputs and real photos held out for validation, next to plain bicubic downscaling; the best
+snapshot is kept as best.pt. A further ``holdout`` of real photos is the test set (evaluate_degradation.py),
+never seen in training or snapshot choice.
 """
 from __future__ import annotations
 
@@ -86,8 +88,10 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         raise ValueError(f"hr_patch must be a multiple of {8 * cfg.scale} (LR patches on the 8x8 JPEG grid)")
 
     hr_train, hr_val = split_holdout(data.list_images(cfg.hr_data), 8, cfg.seed)
-    lr_train, lr_val = split_holdout(data.list_images(cfg.lr_data), cfg.holdout, cfg.seed)
-    log.info("data: %d HR images (+%d held out), %d real LR images (+%d held out)", len(hr_train), len(hr_val), len(lr_train), len(lr_val))
+    lr_train, lr_test = split_holdout(data.list_images(cfg.lr_data), cfg.holdout, cfg.seed)  # the card's test set
+    lr_train, lr_val = split_holdout(lr_train, cfg.val_images, cfg.seed + 1)  # chooses best.pt; disjoint from the test set
+    log.info("data: %d HR images (+%d held out), %d real LR images (+%d for validation, +%d for the test)",
+             len(hr_train), len(hr_val), len(lr_train), len(lr_val), len(lr_test))
     hr_sampler = data.PatchSampler(data.load_images(hr_train, progress), cfg.hr_patch, cfg.scale, seed=cfg.seed)
     real_sampler = RealPatchSampler(data.load_images(lr_train, progress), cfg.hr_patch // cfg.scale, cfg.seed)
     val_lr = 32
@@ -102,14 +106,14 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
     disc = discriminators.build("vgg", cfg.disc_channels, downsamples=2).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99))
-    step, elapsed = 0, 0.0
-    ckpt_path = run_dir / "ckpt.pt"
+    step, elapsed, best = 0, 0.0, {"val_frechet": float("inf"), "step": 0}
+    ckpt_path, best_path = run_dir / "ckpt.pt", run_dir / "best.pt"
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         restore(ck, net=net, ema=ema, disc=disc, opt=opt_g, opt_d=opt_d)
         hr_sampler.rng.bit_generator.state = ck["sampler_rng"]
         real_sampler.rng.bit_generator.state = ck["real_rng"]
-        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
+        step, elapsed, best = ck["step"], ck.get("elapsed", 0.0), ck.get("best", best)
         for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -126,8 +130,18 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
             disc=disc.state_dict(), opt=opt_g.state_dict(), opt_d=opt_d.state_dict(),
             sampler_rng=hr_sampler.rng.bit_generator.state, real_rng=real_sampler.rng.bit_generator.state,
             torch_rng=torch.get_rng_state(), step=step, elapsed=meter.elapsed, train_config=asdict(cfg),
-            device=describe_device(device), bicubic_frechet=bicubic_frechet,
+            device=describe_device(device), bicubic_frechet=bicubic_frechet, best=best,
         )
+
+    def keep_if_best(val_frechet: float) -> None:
+        """The adversarial game does not settle (the validation distance swings by 0.3 between checks), so the
+        EMA generator with the lowest validation distance so far is kept as best.pt: export that file."""
+        nonlocal best
+        if val_frechet < best["val_frechet"]:
+            best = {"val_frechet": val_frechet, "step": step}
+            save_checkpoint(best_path, arch="h2l", net_config=nets.config_dict(net), ema=ema.state_dict(), step=step,
+                            elapsed=meter.elapsed, train_config=asdict(cfg), device=describe_device(device),
+                            bicubic_frechet=bicubic_frechet, best=best)
 
     stats = open(run_dir / "stats.jsonl", "a" if step else "w")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
@@ -163,8 +177,9 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
             if step % cfg.val_every == 0 or step == cfg.steps:
                 fake_feats = np.array([dstats.features(x) for x in generate(ema, val_hr, cfg.seed, device)])
                 rec |= {"val_frechet_ema": dstats.compare(real_feats, fake_feats)["frechet"], "val_frechet_bicubic": bicubic_frechet}
-                log.info("step %d adv %.3f pix %.4f D %.3f | Frechet to real: EMA %.3f (bicubic %.3f)",
-                         step, rec["adv"], rec["pix"], rec["d"], rec["val_frechet_ema"], bicubic_frechet)
+                keep_if_best(rec["val_frechet_ema"])
+                log.info("step %d adv %.3f pix %.4f D %.3f | Frechet to real: EMA %.3f (bicubic %.3f; best %.3f at step %d)",
+                         step, rec["adv"], rec["pix"], rec["d"], rec["val_frechet_ema"], bicubic_frechet, best["val_frechet"], best["step"])
             meter.restart_clock()
             stats.write(json.dumps(rec) + "\n")
             stats.flush()
@@ -172,5 +187,6 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
             checkpoint()
     bar.close()
     stats.close()
-    log.info("done: %d steps in %.0f s", step, meter.elapsed)
+    log.info("done: %d steps in %.0f s; best validation Frechet %.3f at step %d (%s)", step, meter.elapsed,
+             best["val_frechet"], best["step"], best_path)
     return ckpt_path

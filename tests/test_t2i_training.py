@@ -176,6 +176,21 @@ def test_the_shipped_judge_is_the_default_classifier():
 
 
 @needs_encoder
+def test_auxiliary_class_loss_trains_a_class_head_and_resumes(tiny_data, tmp_path):
+    """--w-cls (TAC-GAN): D gets a class head over the 103 class ids; both losses are logged; G's export is unchanged."""
+    from training.t2i.train import N_CLASS_IDS, train
+
+    ck = torch.load(train(_cfg(tiny_data, tmp_path / "cls", w_cls=1.0), progress=False), weights_only=False)
+    assert ck["d"]["classify.weight_orig"].shape == (N_CLASS_IDS, 8 * 8)
+    assert not any(k.startswith("classify") for k in ck["g_export"])
+    rows = [json.loads(r) for r in (tmp_path / "cls" / "stats.jsonl").read_text().splitlines()]
+    assert all(r["cls_real"] > 0 and r["cls_fake"] > 0 for r in rows)
+    d = Discriminator(TINY, N_CLASS_IDS)
+    assert d.class_logits(d.features(torch.rand(2, 3, 64, 64))).shape == (2, N_CLASS_IDS)
+    assert Discriminator(TINY).classify is None
+
+
+@needs_encoder
 def test_training_can_start_from_a_shipped_generator_with_d_warm_up(tiny_data, tmp_path):
     """--init: G and its EMA start from an exported generator (weights read back from the graph); --d-warmup: the
     fresh D trains alone first; the new card records how the start was made."""

@@ -5,7 +5,8 @@ concatenated with the noise z, and decoded by transposed convolutions 4 -> 8 -> 
 D(x, phi(t)): strided convolutions 64 -> 4; the projected embedding, replicated over the 4x4 grid, is
 concatenated with the image features there, mixed by a 1x1 convolution and scored by a 4x4 one; with
 ``projection``, plus the inner product of another projection of the embedding with the summed 4x4 features
-(the projection discriminator's term, a stronger text signal). Spectral norm on every layer of D. Both are rebuilt from their config (the checkpoint carries it).
+(the projection discriminator's term, a stronger text signal); optionally an auxiliary class head on the
+pooled features (TAC-GAN, Dash et al. 2017). Spectral norm on every layer of D. Both are rebuilt from their config (the checkpoint carries it).
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, config: T2IConfig) -> None:
+    def __init__(self, config: T2IConfig, classes: int = 0) -> None:
+        """``classes`` > 0 adds an auxiliary classifier on the pooled 4x4 features (TAC-GAN): logits over class
+        ids 0..classes-1, trained on real images, which then tells G which class a fake looks like."""
         super().__init__()
         c = config
         sn = spectral_norm
@@ -59,6 +62,7 @@ class Discriminator(nn.Module):
         self.joint = nn.Sequential(sn(nn.Conv2d(c.ndf * 8 + c.proj, c.ndf * 8, 1)), nn.LeakyReLU(0.2, inplace=True),
                                    sn(nn.Conv2d(c.ndf * 8, 1, 4)))
         self.embed = sn(nn.Linear(c.emb_dim, c.ndf * 8, bias=False)) if c.projection else None
+        self.classify = sn(nn.Linear(c.ndf * 8, classes)) if classes else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Logit [N] that x is a real image matching the text."""
@@ -71,6 +75,10 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             logit = logit + (self.embed(emb) * h.sum((2, 3))).sum(1)
         return logit
+
+    def class_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The auxiliary classifier's logits [N, classes] from image features ``h``."""
+        return self.classify(h.sum((2, 3)))
 
 
 class Exported(nn.Module):

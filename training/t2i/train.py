@@ -31,6 +31,8 @@ from training.t2i.nets import Discriminator, Generator, T2IConfig, config_dict, 
 from training.train_sr import (Meter, _truncate_stats, describe_device, load_onnx_weights, log, onnx_state, restore,
                                save_checkpoint, start_run)
 
+N_CLASS_IDS = 103  # the auxiliary classifier's outputs: class ids 1..102 (0 unused)
+
 # The fixed captions of the sample grids (and of docs/t2i-grid.png).
 GRID_CAPTIONS = [
     "this flower has bright yellow petals and a dark center",
@@ -60,6 +62,7 @@ class T2ITrainConfig:
     beta1: float = 0.5
     int_beta: float = 0.5             # GAN-INT: t = beta*t1 + (1-beta)*t2
     w_int: float = 1.0
+    w_cls: float = 0.0                # > 0: TAC-GAN auxiliary class loss (D classifies real images; G's fakes must match)
     ema: float = 0.999
     seed: int = 0
     limit: int = 0                    # use only the first images of the data set (tests)
@@ -91,7 +94,8 @@ class CaptionSampler:
     def caption(self, k: int) -> int:
         return int(self.texts[k][self.rng.integers(len(self.texts[k]))])
 
-    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, right caption embeddings, wrong caption embeddings, class ids of the images)"""
         k = self.rng.integers(len(self.pool), size=n)
         other = self.rng.integers(len(self.pool), size=n)
         for _ in range(10):  # the wrong caption comes from another class
@@ -104,7 +108,7 @@ class CaptionSampler:
         x = self.x[k]
         flip = torch.from_numpy(self.rng.random(n) < 0.5)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        return x, torch.from_numpy(self.ds.emb[right]), torch.from_numpy(self.ds.emb[wrong])
+        return x, torch.from_numpy(self.ds.emb[right]), torch.from_numpy(self.ds.emb[wrong]), torch.from_numpy(self.cls[k].astype(np.int64))
 
 
 def train_pool(ds: t2i_data.Flowers, heldout: list[int]) -> np.ndarray:
@@ -179,7 +183,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     grid_emb = t2i_data.embed_cached(GRID_CAPTIONS, cfg.encoder, cfg.cache)
 
     net_cfg = T2IConfig(**cfg.net)
-    g, d = Generator(net_cfg).to(device), Discriminator(net_cfg).to(device)
+    g, d = Generator(net_cfg).to(device), Discriminator(net_cfg, N_CLASS_IDS if cfg.w_cls else 0).to(device)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
@@ -227,31 +231,36 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     d.train()
     half = max(1, cfg.batch // 2)
     while step < min(cfg.steps, stop_at or cfg.steps):
-        x, e, e_wrong = (t.to(device) for t in sampler.sample(cfg.batch))
+        x, e, e_wrong, y = (t.to(device) for t in sampler.sample(cfg.batch))
         fake = g(torch.randn(cfg.batch, net_cfg.z_dim, device=device), e)
 
         # D: real/right -> real; real/wrong and fake/right -> fake (GAN-CLS)
         h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
         d_real, d_wrong, d_fake = d.judge(h_real, e), d.judge(h_real, e_wrong), d(fake.detach(), e)
         loss_d = F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_wrong).mean() + F.softplus(d_fake).mean())
+        loss_cls_d = F.cross_entropy(d.class_logits(h_real), y) if cfg.w_cls else torch.zeros(())
+        loss_d = loss_d + cfg.w_cls * loss_cls_d
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
         if step < cfg.d_warmup:  # a fresh D (--init) first catches up with the trained G; G and its EMA wait
-            loss_adv, loss_int = F.softplus(-d_fake).mean().detach(), torch.zeros(())
+            loss_adv, loss_int, loss_cls = F.softplus(-d_fake).mean().detach(), torch.zeros(()), torch.zeros(())
         else:  # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
             e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
             fake_int = g(torch.randn(len(e_int), net_cfg.z_dim, device=device), e_int)
-            loss_adv = F.softplus(-d(fake, e)).mean()
+            h_fake = d.features(fake)
+            loss_adv = F.softplus(-d.judge(h_fake, e)).mean()
             loss_int = F.softplus(-d(fake_int, e_int)).mean()
-            loss_g = loss_adv + cfg.w_int * loss_int
+            loss_cls = F.cross_entropy(d.class_logits(h_fake), y) if cfg.w_cls else torch.zeros(())
+            loss_g = loss_adv + cfg.w_int * loss_int + cfg.w_cls * loss_cls
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
             ema_update(g_ema, g, step, cfg.ema)
         step += 1
         meter.add({"loss_d": loss_d.item(), "loss_g": loss_adv.item(), "loss_int": loss_int.item(),
+                   **({"cls_real": loss_cls_d.item(), "cls_fake": loss_cls.item()} if cfg.w_cls else {}),
                    "d_real": torch.sigmoid(d_real).mean().item(), "d_wrong": torch.sigmoid(d_wrong).mean().item(),
                    "d_fake": torch.sigmoid(d_fake).mean().item()})
         bar.update(1)

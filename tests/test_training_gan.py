@@ -130,6 +130,22 @@ def test_h2l_keeps_the_best_validated_snapshot_and_exports_it(dirs, h2l_export):
     assert card["training"]["steps"] == best["step"] and card["metrics"]["learned"]["frechet"] >= 0
 
 
+def test_h2l_frequency_bands_are_settings(dirs, tmp_path):
+    from dataclasses import replace
+
+    from training.train_h2l import box_blur, high_pass, train
+
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert box_blur(x, 9).shape == x.shape and high_pass(torch.full_like(x, 0.3), 5).abs().max() < 1e-6
+    assert high_pass(x, 5).abs().mean() > high_pass(x, 3).abs().mean()  # a wider blur leaves more to the adversary
+    with pytest.raises(ValueError, match="odd"):
+        train(replace(h2l_cfg(dirs, tmp_path / "even", 2), lp_blur=4), progress=False)
+    train(replace(h2l_cfg(dirs, tmp_path / "wide", 2), hp_blur=5, lp_blur=9), progress=False)
+    saved = json.loads((tmp_path / "wide" / "config.json").read_text())["train"]
+    assert (saved["hp_blur"], saved["lp_blur"]) == (5, 9)
+    assert torch.load(tmp_path / "wide" / "best.pt", weights_only=False)["train_config"]["hp_blur"] == 5
+
+
 def test_h2l_resume_is_exact(dirs, tmp_path):
     from training.train_h2l import train
 

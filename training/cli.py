@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=h_defaults["gan_loss"])
     for name in ("channels", "lr_blocks", "z_dim"):
         h.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
-    for name in ("batch", "steps", "disc_channels", "seed", "holdout", "val_images", "val_every", "ckpt_every", "log_every", "threads"):
+    for name in ("batch", "steps", "disc_channels", "seed", "holdout", "val_images", "hp_blur", "lp_blur", "val_every", "ckpt_every", "log_every", "threads"):
         h.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=h_defaults[name])
     for name in ("lr", "lr_d", "w_gan", "w_pix", "ema"):
         h.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=h_defaults[name])

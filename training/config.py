@@ -93,6 +93,8 @@ class H2LTrainConfig:
     gan_loss: str = "hinge"
     w_gan: float = 0.1
     w_pix: float = 1.0  # L1 between the low-pass of the output and of the bicubic downscale of the HR input
+    hp_blur: int = 3  # the discriminator sees each patch minus its hp_blur x hp_blur box blur (odd)
+    lp_blur: int = 5  # the pixel loss compares lp_blur x lp_blur box blurs (odd): frequencies above are the GAN's
     disc_channels: int = 32
     ema: float = 0.999
     seed: int = 0

@@ -106,6 +106,8 @@ def test_h2l_export_contract(h2l_export):
     assert card["task"] == "degradation" and card["scale"] == 2 and card["parity_max_abs_diff"] <= 1e-4
     assert [i["name"] for i in card["inputs"]] == ["image", "noise"] and card["inputs"][1]["shape"] == ["N", 4]
     assert {"bicubic", "pipeline", "learned"} <= set(card["metrics"]) and "frechet" in card["metrics"]["learned"]
+    ratio = card["metrics"]["learned"]["ratio_to_bicubic"]  # paired bootstrap against bicubic
+    assert ratio["value"] >= 0 and ratio["ci95"][0] <= ratio["ci95"][1] and "ratio_to_bicubic" not in card["metrics"]["bicubic"]
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert meta["task"] == "degradation"
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -322,6 +322,19 @@ def test_shipped_generator_card_and_contract():
 
 
 @needs_generator
+def test_shipped_generator_meets_the_evaluation_targets():
+    """Issue 7's targets, on the numbers t2i-evaluate wrote into the card: colour >= 70%, class top-5 >= 5x chance,
+    joint Frechet below both baselines (the plain one cannot tell the shuffled baseline apart), no collapse."""
+    ev = _shipped_generator()[0]["evaluation"]
+    table = ev["table"]
+    assert table["model"]["top5"] >= 5 * ev["set"]["chance_top5"], table["model"]
+    assert all(c["accuracy"] >= 0.7 for c in ev["colour"].values()), ev["colour"]
+    assert table["model"]["joint_frechet"] < 0.9 * min(table["shuffled"]["joint_frechet"], table["mean-text"]["joint_frechet"])
+    assert table["model"]["frechet"] < table["mean-text"]["frechet"] / 2
+    assert ev["diversity"]["min_over_captions"] > 0.5 * ev["diversity"]["real_same_class"], ev["diversity"]
+
+
+@needs_generator
 @needs_encoder
 def test_shipped_generator_follows_colour_words_and_varies_with_the_seed():
     from training.t2i.encoder_export import OnnxEncoder

@@ -82,7 +82,8 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         "description": ("GAN-INT-CLS text-to-image generator (Reed et al. 2016) at 64x64, trained on Oxford-102 flowers: "
                         "sentence embedding of a caption (text-encoder, all-MiniLM-L6-v2) + noise -> a flower image. "
                         "DCGAN-style generator, matching-aware discriminator with spectral norm"
-                        + (" and a projection term" if ck["net_config"].get("projection") else "") + ", GAN-INT interpolation, EMA."),
+                        + (" and a projection term" if ck["net_config"].get("projection") else "") + ", GAN-INT interpolation, EMA"
+                        + (" and an auxiliary class loss (TAC-GAN, Dash et al. 2017)" if tc.get("w_cls") else "") + "."),
         "arch": ck["arch"],
         "net_config": ck["net_config"],
         "params": count_params(g),
@@ -107,7 +108,8 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         from training.t2i.classifier import DEFAULT_PATH
         from training.t2i.evaluate import evaluate
 
-        cmd = f"python -m training t2i-evaluate {onnx_path}" + (f" --classifier {classifier}" if classifier else "")
+        own_judge = classifier and Path(classifier).resolve() != Path(DEFAULT_PATH).resolve()
+        cmd = f"python -m training t2i-evaluate {onnx_path}" + (f" --classifier {classifier}" if own_judge else "")
         result = evaluate(onnx_path, classifier or DEFAULT_PATH, tc["data"], tc["encoder"], tc["cache"], ck["heldout_classes"],
                           attr_per_image=tc["attr_per_image"], grid=grid, threads=threads)
         result.pop("grid", None)

@@ -14,6 +14,9 @@ from tests.helpers import ServerProcess, metric_value, photo, png_bytes, write_s
 
 BIG = png_bytes(Image.fromarray(photo(480, 480)))
 TILES = TilePlan(480, 480, 32, 8, 2).count  # 400 tiles of 32 px: seconds of work on the slow model
+# For "most tiles were never computed": a fast machine did 224 of BIG's tiles before a 0.5 s disconnect was seen.
+HUGE = png_bytes(Image.fromarray(photo(960, 960)))
+HUGE_TILES = TilePlan(960, 960, 32, 8, 2).count  # 1600
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +79,12 @@ def test_full_queue_answers_503_at_once_and_work_is_not_lost(slow_models):
 def test_deadline_gives_504_and_leaves_nothing_queued(slow_models):
     srv = start(slow_models, request_timeout_s=0.3)
     try:
-        r = httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=30)
+        r = httpx.post(srv.url + "/upscale?scale=2", content=HUGE, timeout=30)
         assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
         time.sleep(0.5)
         m = httpx.get(srv.url + "/metrics").text
         assert metric_value(m, "gan_queue_tiles") == 0
-        assert metric_value(m, "gan_batch_size_sum") < TILES / 2  # most tiles were never computed
+        assert metric_value(m, "gan_batch_size_sum") < HUGE_TILES / 2  # most tiles were never computed
         small = png_bytes(Image.fromarray(photo(24, 24)))
         assert httpx.post(srv.url + "/upscale?scale=2", content=small, timeout=30).status_code == 200
     finally:
@@ -89,14 +92,17 @@ def test_deadline_gives_504_and_leaves_nothing_queued(slow_models):
 
 
 def test_disconnected_client_has_its_tiles_dropped(slow_models):
+    """The count must also have stopped: a machine slow enough to be still computing fails too."""
     srv = start(slow_models)
     try:
         with pytest.raises(httpx.TimeoutException):
-            httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=httpx.Timeout(30, read=0.5))
-        time.sleep(3)  # long enough for the whole image, had it not been dropped
+            httpx.post(srv.url + "/upscale?scale=2", content=HUGE, timeout=httpx.Timeout(30, read=0.5))
+        time.sleep(2)
+        done = metric_value(httpx.get(srv.url + "/metrics").text, "gan_batch_size_sum")
+        time.sleep(1)
         m = httpx.get(srv.url + "/metrics").text
-        done = metric_value(m, "gan_batch_size_sum")
-        assert 0 < done < TILES / 2
+        assert metric_value(m, "gan_batch_size_sum") == done  # nothing more is computed for the gone client
+        assert 0 < done < HUGE_TILES / 2
         assert 'route="/upscale",status="499"' in m and 'status="500"' not in m  # not an error of ours
         assert "Traceback" not in srv.output()
         assert httpx.get(srv.url + "/healthz").status_code == 200

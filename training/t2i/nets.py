@@ -6,7 +6,8 @@ D(x, phi(t)): strided convolutions 64 -> 4; the projected embedding, replicated 
 concatenated with the image features there, mixed by a 1x1 convolution and scored by a 4x4 one; with
 ``projection``, plus the inner product of another projection of the embedding with the summed 4x4 features
 (the projection discriminator's term, a stronger text signal); optionally an auxiliary class head on the
-pooled features (TAC-GAN, Dash et al. 2017). Spectral norm on every layer of D. Both are rebuilt from their config (the checkpoint carries it).
+pooled features (TAC-GAN, Dash et al. 2017). Spectral norm on every layer of D. Both are rebuilt from their
+config (the checkpoint carries it).
 """
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ the pixel loss constrains only the low frequencies (5x5 box blur by default: ``l
 colour stay and the texture is the adversary's to shape. Wider bands (e.g. 5 and 9) also hand the mid
 frequencies, where real photos' softness lives, to the adversary. Measured before this was adopted: on
 the raw patches of the data here, a discriminator told real low-quality patches from bicubic ones 56% of
-the time after 500 steps, and 78% after 300 steps on the residual. (Normalising each patch's residual learned faster still, but
-hid the noise level from the discriminator: the generator's noise amplitude drifted, measured.)
+the time after 500 steps, and 78% after 300 steps on the residual. (Normalising each patch's residual
+learned faster still, but hid the noise level from the discriminator: the generator's noise amplitude
+drifted, measured.)
 Validation: the Frechet distance of degradation statistics (training/degradation_stats.py) between the
 EMA generator's outputs and real photos held out for validation, next to plain bicubic downscaling; the best
 snapshot is kept as best.pt. A further ``holdout`` of real photos is the test set (evaluate_degradation.py),

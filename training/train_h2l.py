@@ -128,13 +128,16 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
     log.info("H2L x%d %s: %d params; D %d params; device %s", cfg.scale, nets.config_dict(net), nets.count_params(net),
              nets.count_params(disc), describe_device(device))
 
+    def exportable() -> dict:
+        """What export needs (the EMA generator and how it was trained): all of best.pt, part of ckpt.pt."""
+        return dict(arch="h2l", net_config=nets.config_dict(net), ema=ema.state_dict(), step=step, elapsed=meter.elapsed,
+                    train_config=asdict(cfg), device=describe_device(device), bicubic_frechet=bicubic_frechet, best=best)
+
     def checkpoint() -> None:
         save_checkpoint(
-            ckpt_path, arch="h2l", net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
-            disc=disc.state_dict(), opt=opt_g.state_dict(), opt_d=opt_d.state_dict(),
-            sampler_rng=hr_sampler.rng.bit_generator.state, real_rng=real_sampler.rng.bit_generator.state,
-            torch_rng=torch.get_rng_state(), step=step, elapsed=meter.elapsed, train_config=asdict(cfg),
-            device=describe_device(device), bicubic_frechet=bicubic_frechet, best=best,
+            ckpt_path, **exportable(), net=net.state_dict(), disc=disc.state_dict(), opt=opt_g.state_dict(),
+            opt_d=opt_d.state_dict(), sampler_rng=hr_sampler.rng.bit_generator.state,
+            real_rng=real_sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(),
         )
 
     def keep_if_best(val_frechet: float) -> None:
@@ -143,9 +146,7 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         nonlocal best
         if val_frechet < best["val_frechet"]:
             best = {"val_frechet": val_frechet, "step": step}
-            save_checkpoint(best_path, arch="h2l", net_config=nets.config_dict(net), ema=ema.state_dict(), step=step,
-                            elapsed=meter.elapsed, train_config=asdict(cfg), device=describe_device(device),
-                            bicubic_frechet=bicubic_frechet, best=best)
+            save_checkpoint(best_path, **exportable())
 
     stats = open(run_dir / "stats.jsonl", "a" if step else "w")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)

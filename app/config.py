@@ -26,15 +26,19 @@ class Settings(BaseSettings):
     # Float16 model variants (cards with "precision": "fp16"): auto = load them where a GPU provider runs
     # them, and prefer them as the default for their scale; on = always load; off = never.
     fp16: Literal["auto", "on", "off"] = "auto"
+    # int8 model variants (cards with "precision": "int8"): auto = load them where the CPU provider runs, and
+    # prefer them as the default for their scale; on = always load; off = never (the float models serve).
+    int8: Literal["auto", "on", "off"] = "auto"
 
     # Limits on what a request may ask for.
     max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)
     max_input_pixels: int = Field(16_000_000, gt=0)
     max_output_pixels: int = Field(64_000_000, gt=0)
 
-    # Tiling (in input pixels).
-    tile_size: int = Field(96, ge=16)
-    tile_overlap: int = Field(16, ge=0)
+    # Tiling (in input pixels): an image side up to tile_size runs whole, at its own size; a longer side is cut
+    # into the fewest equal tiles of at most tile_size, neighbours sharing at least tile_overlap pixels.
+    tile_size: int = Field(256, ge=16)
+    tile_overlap: int = Field(12, ge=0)
 
     # Dynamic batching, per model.
     max_batch: int = Field(8, ge=1)

@@ -77,6 +77,9 @@ class Registry:
                 if card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
                     log.info("skipping %s: fp16 variant, no GPU provider (GAN_FP16=%s)", name, s.fp16)
                     continue
+                if card.get("precision") == "int8" and (s.int8 == "off" or (s.int8 == "auto" and gpu)):
+                    log.info("skipping %s: int8 variant for CPUs, a GPU provider runs here (GAN_INT8=%s)", name, s.int8)
+                    continue
                 onnx_path = card_path.with_name(card.get("onnx", {}).get("file", f"{name}.onnx"))
                 if not onnx_path.exists():
                     raise FileNotFoundError(f"{onnx_path} is missing")
@@ -126,7 +129,10 @@ class Registry:
                 tile = self.settings.tile_size
                 if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
                     tile = output_tile(tile, m.scale) * m.scale
-                for batch in sorted({1, self.settings.max_batch}):  # the shapes seen alone and under load
+                if m.session.device == "cpu":  # shapes vary (whole images): one small run initialises the session
+                    m.session.warmup(1, min(tile, 64 if m.task != "degradation" else 64 * m.scale))
+                    continue
+                for batch in sorted({1, self.settings.max_batch}):  # the tile shapes seen alone and under load
                     m.session.warmup(batch, tile)
 
     def start(self) -> None:
@@ -166,7 +172,8 @@ class Registry:
                 raise errors.unprocessable(f"model '{name}' upscales x{model.scale}, but scale={scale} was asked")
             return model
         scale = scale or 4
-        for preferred in (f"sr-x{scale}-fp16", f"sr-x{scale}"):  # fp16 is only loaded where it pays off
+        # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
+        for preferred in (f"sr-x{scale}-fp16", f"sr-x{scale}-int8", f"sr-x{scale}"):
             if preferred in self.models:
                 return self.models[preferred]
         for m in self.models.values():

@@ -27,7 +27,11 @@ class Session:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if intra_op_threads:
             opts.intra_op_num_threads = intra_op_threads
-        self.session = ort.InferenceSession(path, sess_options=opts, providers=choose_providers(providers))
+        # Whole images run at their own size, so shapes vary: cuDNN's exhaustive search per new shape would cost
+        # more than it saves; its heuristic choice is made at once.
+        chosen = [(p, {"cudnn_conv_algo_search": "HEURISTIC"}) if p == "CUDAExecutionProvider" else p
+                  for p in choose_providers(providers)]
+        self.session = ort.InferenceSession(path, sess_options=opts, providers=chosen)
         self.provider = self.session.get_providers()[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name

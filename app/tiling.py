@@ -1,23 +1,33 @@
-"""Overlapping tiles and a streaming stitcher with a smooth blend window.
+"""Tiles that waste no pixels, and a streaming stitcher with a smooth blend window.
 
-The image is cut into ``tile`` x ``tile`` input tiles with at least ``overlap`` pixels shared between
-neighbours (the last tile of a row/column is aligned to the image edge). Images smaller than a tile are
-reflect-padded to a tile and cropped back. Tile outputs are blended with a raised-cosine ramp over the
-shared region (weights normalised, so any overlap blends exactly) and written out one tile row at a time:
-memory is one band of tile rows, not the image.
+An image whose side fits the tile budget (``tile`` input pixels) runs whole along that side, at its own size:
+no padding up to a tile size (the models take any H and W). A longer side is cut into the fewest tiles of at
+most ``tile`` pixels that share at least ``overlap`` pixels with their neighbours, all of one size (so one
+image's tiles batch together) and evenly spaced, so the shared strips are about ``overlap`` wide: the pixels
+computed per input pixel are at most about (1 + overlap / (tile - overlap)) per tiled side.
+
+Tile outputs are blended with a raised-cosine ramp over the shared strips. The window is separable and each
+axis's weights are normalised to sum to one, so a tile's contribution is final once its neighbours' are added.
+Tiles arrive in raster order; each is written out as soon as no later tile touches its pixels. Memory besides
+the output is one tile and two strips: the right strip of the previous tile (tile high, overlap wide) and the
+bottom strip of the previous tile row (overlap high, image wide), not a band of whole tile rows.
 """
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
 
 import numpy as np
 
 
-def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile start offsets along one axis covering [0, length) (length >= tile)."""
+def axis_plan(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(tile length, start offsets) covering [0, length) along one axis: one tile of the whole length if it
+    fits, else the fewest equal tiles of at most ``tile`` with neighbours sharing at least ``overlap``."""
     if length <= tile:
-        return [0]
-    stride = max(1, tile - overlap)
-    s = list(range(0, length - tile, stride))
-    return s + [length - tile]
+        return length, [0]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    t = math.ceil((length + (n - 1) * overlap) / n)
+    return t, [i * (length - t) // (n - 1) for i in range(n)]
 
 
 def ramp(n: int) -> np.ndarray:
@@ -36,94 +46,117 @@ def window_1d(length: int, fade: int, before: bool, after: bool) -> np.ndarray:
     return w
 
 
+def axis_weights(starts: list[int], tile: int, fade: int) -> list[np.ndarray]:
+    """Each tile's blend weights along one axis (in output pixels), normalised so they sum to 1 everywhere."""
+    windows = [window_1d(tile, fade, i > 0, i < len(starts) - 1) for i in range(len(starts))]
+    total = np.zeros(starts[-1] + tile, np.float32)
+    for s, w in zip(starts, windows):
+        total[s : s + tile] += w
+    return [w / total[s : s + tile] for s, w in zip(starts, windows)]
+
+
 class TilePlan:
     """Where the tiles of one H x W image go, for a model of the given scale."""
 
     def __init__(self, height: int, width: int, tile: int, overlap: int, scale: int) -> None:
-        if overlap >= tile:
-            raise ValueError("overlap must be smaller than the tile")
+        if overlap * 2 >= tile:
+            raise ValueError("overlap must be less than half of the tile")
         self.height, self.width, self.tile, self.overlap, self.scale = height, width, tile, overlap, scale
-        self.padded_h, self.padded_w = max(height, tile), max(width, tile)
-        self.ys = starts(self.padded_h, tile, overlap)
-        self.xs = starts(self.padded_w, tile, overlap)
+        self.tile_h, self.ys = axis_plan(height, tile, overlap)
+        self.tile_w, self.xs = axis_plan(width, tile, overlap)
 
     @property
     def rows(self) -> int:
         return len(self.ys)
 
     @property
-    def count(self) -> int:
-        return len(self.ys) * len(self.xs)
+    def cols(self) -> int:
+        return len(self.xs)
 
-    def row_tiles(self, pixels: np.ndarray, row: int, maxval: int, in_scale: int = 1) -> list[np.ndarray]:
-        """The float32 3 x tile x tile tiles in [0,1] of one tile row.
+    @property
+    def count(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def computed_pixels(self) -> int:
+        """Input pixels the model computes for this image (each tile's, overlaps counted twice)."""
+        return self.count * self.tile_h * self.tile_w
+
+    def positions(self) -> Iterator[tuple[int, int]]:
+        """(row, column) of every tile in raster order, the order the stitcher takes them in."""
+        for r in range(self.rows):
+            for c in range(self.cols):
+                yield r, c
+
+    def cut(self, pixels: np.ndarray, row: int, col: int, maxval: int, in_scale: int = 1) -> np.ndarray:
+        """The float32 3 x tile_h x tile_w tile in [0,1] at (row, col).
 
         ``in_scale`` > 1 plans in output coordinates for a model that shrinks its input by that factor
-        (a degradation model): the tiles are cut from ``pixels`` at in_scale times the planned positions.
+        (a degradation model): the tile is cut from ``pixels`` at in_scale times the planned position and size.
         """
-        t, y = self.tile * in_scale, self.ys[row] * in_scale
-        band = pixels[y : y + t]
-        pad_h, pad_w = t - band.shape[0], max(0, t - band.shape[1])
-        if pad_h or pad_w:
-            band = pad_reflect(band, pad_h, pad_w)
-        return [np.ascontiguousarray(band[:, x * in_scale : x * in_scale + t].transpose(2, 0, 1), dtype=np.float32) / maxval
-                for x in self.xs]
-
-
-def pad_reflect(img: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
-    """Pad bottom/right by reflection (edge replication for 1-pixel axes, where there is nothing to reflect)."""
-    mode = "reflect" if min(img.shape[:2]) > 1 else "edge"
-    return np.pad(img, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+        y, x = self.ys[row] * in_scale, self.xs[col] * in_scale
+        part = pixels[y : y + self.tile_h * in_scale, x : x + self.tile_w * in_scale]
+        return np.ascontiguousarray(part.transpose(2, 0, 1), dtype=np.float32) / maxval
 
 
 class Stitcher:
-    """Blends tile outputs row by row into the final uint8/uint16 H*s x W*s x 3 image."""
+    """Blends tile outputs, given in raster order, into the final uint8/uint16 H*s x W*s x 3 image."""
 
     def __init__(self, plan: TilePlan, dtype: type = np.uint8) -> None:
         self.plan = plan
-        s, t = plan.scale, plan.tile
+        s = plan.scale
         self.maxval = 65535 if dtype == np.uint16 else 255
         self.out = np.empty((plan.height * s, plan.width * s, 3), dtype)
-        self.ts = t * s
-        self.acc = np.zeros((self.ts, plan.padded_w * s, 3), np.float32)
-        self.wsum = np.zeros((self.ts, plan.padded_w * s), np.float32)
-        self.acc_y0 = 0
-        self.next_row = 0
-        fade = plan.overlap * s
-        self._win_y = [
-            window_1d(self.ts, fade, r > 0, r < plan.rows - 1) for r in range(plan.rows)
-        ]
-        self._win_x = [
-            window_1d(self.ts, fade, c > 0, c < len(plan.xs) - 1) for c in range(len(plan.xs))
-        ]
-
-    def add_row(self, row: int, outputs: list[np.ndarray]) -> None:
-        """Blend the outputs (3 x ts x ts float32, one per tile of the row) and write finished rows out."""
-        if row != self.next_row:
-            raise ValueError(f"rows must be added in order: expected {self.next_row}, got {row}")
-        p, s, ts = self.plan, self.plan.scale, self.ts
-        y0 = p.ys[row] * s
-        if row > 0:  # slide the band down: keep the rows the previous tile row shares with this one
-            keep = self.acc_y0 + ts - y0
-            self.acc[:keep] = self.acc[ts - keep :]
-            self.wsum[:keep] = self.wsum[ts - keep :]
-            self.acc[keep:] = 0
-            self.wsum[keep:] = 0
-        self.acc_y0 = y0
-        wy = self._win_y[row]
-        for c, (x, out) in enumerate(zip(p.xs, outputs)):
-            w = wy[:, None] * self._win_x[c][None, :]
-            xs = x * s
-            self.acc[:, xs : xs + ts] += out.transpose(1, 2, 0) * w[..., None]
-            self.wsum[:, xs : xs + ts] += w
-        y_end = p.ys[row + 1] * s if row + 1 < p.rows else y0 + ts
-        y_end_img = min(y_end, p.height * s)
-        if y_end_img > y0:
-            n = y_end_img - y0
-            band = self.acc[:n, : p.width * s] / self.wsum[:n, : p.width * s, None]
-            self.out[y0:y_end_img] = np.round(np.clip(band, 0.0, 1.0) * self.maxval).astype(self.out.dtype)
-        self.next_row += 1
+        self.th, self.tw = plan.tile_h * s, plan.tile_w * s
+        self._wy = axis_weights([y * s for y in plan.ys], self.th, plan.overlap * s)
+        self._wx = axis_weights([x * s for x in plan.xs], self.tw, plan.overlap * s)
+        # Rows shared between the tile row being added and the next one, image wide; and the columns shared
+        # between the tile being added and the next in its row, tile high.
+        self._bottom = np.zeros((0, plan.width * s, 3), np.float32)
+        self._next_bottom = self._bottom
+        self._right = np.zeros((self.th, 0, 3), np.float32)
+        self._next = 0
 
     @property
     def done(self) -> bool:
-        return self.next_row == self.plan.rows
+        return self._next == self.plan.count
+
+    def add(self, output: np.ndarray) -> None:
+        """Blend the next tile's output (3 x tile_h*s x tile_w*s float32, raster order) and write what is final."""
+        p, s = self.plan, self.plan.scale
+        if self.done:
+            raise ValueError("every tile was already added")
+        if output.shape != (3, self.th, self.tw):
+            raise ValueError(f"tile output of shape {output.shape}, expected {(3, self.th, self.tw)}")
+        row, col = divmod(self._next, p.cols)
+        if col == 0:  # a new tile row: the previous row's bottom strip is what this row's top shares
+            self._bottom, self._next_bottom = self._next_bottom, None
+            self._right = np.zeros((self.th, 0, 3), np.float32)
+        y0, x0 = p.ys[row] * s, p.xs[col] * s
+        # Where the next tile (right) and the next tile row (below) begin: from there on pixels are shared.
+        x_cut = (p.xs[col + 1] * s - x0) if col + 1 < p.cols else self.tw
+        y_cut = (p.ys[row + 1] * s - y0) if row + 1 < p.rows else self.th
+        top = self._bottom.shape[0]  # rows shared with the previous tile row
+        part = output.transpose(1, 2, 0) * (self._wy[row][:, None, None] * self._wx[col][None, :, None])
+        part[:, : self._right.shape[1]] += self._right
+        self._right = part[:, x_cut:].copy()
+        done = part[:, :x_cut]  # final along x; along y, rows [0, top) still need the previous row's strip
+        xs = slice(x0, x0 + x_cut)
+        done[:top] += self._bottom[:, xs]
+        if col == 0:
+            self._next_bottom = np.zeros((self.th - y_cut, p.width * s, 3), np.float32)
+        self._next_bottom[:, xs] = done[y_cut:]
+        self._write(y0, y0 + y_cut, xs, done[:y_cut])
+        self._next += 1
+        if col + 1 == p.cols and row + 1 == p.rows:
+            self._bottom = self._next_bottom = self._right = None  # type: ignore[assignment]
+
+    def _write(self, y_start: int, y_end: int, xs: slice, values: np.ndarray) -> None:
+        self.out[y_start:y_end, xs] = np.round(np.clip(values, 0.0, 1.0) * self.maxval).astype(self.out.dtype)
+
+    def add_row(self, row: int, outputs: list[np.ndarray]) -> None:
+        """Add one whole tile row (its outputs left to right); rows must come in order."""
+        if self._next != row * self.plan.cols:
+            raise ValueError(f"rows must be added in order: expected {self._next // self.plan.cols}, got {row}")
+        for out in outputs:
+            self.add(out)

@@ -1,13 +1,15 @@
-"""Upscale one image with one model: decode -> tiles -> batcher -> stitch (a tile row at a time) -> encode.
+"""Upscale one image with one model: decode -> tiles -> batcher -> stitch -> encode.
 
-The next tile row is queued while the current one is computed, so a large image keeps the batcher fed,
-while memory stays at about two tile rows plus the output. When the request ends early (deadline,
-client gone, error), every tile it still has queued is cancelled and skipped by the batcher.
+Tiles are queued a few batches ahead of the stitcher, so a large image keeps the batcher fed, while memory
+stays a few tiles plus the output. When the request ends early (deadline, client gone, error), every tile
+it still has queued is cancelled and skipped by the batcher.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -43,29 +45,41 @@ async def tiled(
     model: Model, pixels: np.ndarray, maxval: int, plan: TilePlan, in_scale: int = 1, extra: tuple[np.ndarray, ...] = (),
     is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> np.ndarray:
-    """Run ``pixels`` through the model tile by tile (see TilePlan.row_tiles for ``in_scale``); ``extra``
-    are further model inputs given with every tile (the degradation model's noise vector)."""
+    """Run ``pixels`` through the model tile by tile (see TilePlan.cut for ``in_scale``); ``extra`` are further
+    model inputs given with every tile (the degradation model's noise vector).
+
+    Tiles are cut and queued in raster order, at most ``2 x max_batch`` ahead of the stitcher: enough to keep
+    the batcher fed, while memory stays a few tiles plus the output, whatever the image's size.
+    """
     stitcher = Stitcher(plan, pixels.dtype.type)
     model.batcher.observe_request(plan.count)
+    ahead = 2 * model.batcher.max_batch
+    positions = plan.positions()
+    pending: deque[asyncio.Future] = deque()
 
-    async def submit(row: int) -> list[asyncio.Future]:
-        tiles = await asyncio.to_thread(plan.row_tiles, pixels, row, maxval, in_scale)
-        return model.batcher.submit([(t, *extra) for t in tiles] if extra else tiles)
+    left = plan.count  # tiles not cut yet
 
-    # Only the current and the next row are referenced: finished rows' outputs are freed as we go.
-    current: list[asyncio.Future] = await submit(0)
-    following: list[asyncio.Future] = []
+    def cut(n: int) -> list[np.ndarray]:
+        return [plan.cut(pixels, r, c, maxval, in_scale) for r, c in itertools.islice(positions, n)]
+
+    async def refill() -> None:
+        nonlocal left
+        tiles = await asyncio.to_thread(cut, min(left, ahead - len(pending)))
+        left -= len(tiles)
+        pending.extend(model.batcher.submit([(t, *extra) for t in tiles] if extra else tiles))
+
     try:
-        for row in range(plan.rows):
-            following = await submit(row + 1) if row + 1 < plan.rows else []
-            outputs = await asyncio.gather(*current)
-            await asyncio.to_thread(stitcher.add_row, row, outputs)
-            del outputs
-            if is_disconnected is not None and row + 1 < plan.rows and await is_disconnected():
-                raise ClientGone()
-            current = following
+        await refill()
+        while pending:
+            output = await pending.popleft()
+            await asyncio.to_thread(stitcher.add, output)
+            del output
+            if left and len(pending) <= ahead // 2:
+                if is_disconnected is not None and await is_disconnected():
+                    raise ClientGone()
+                await refill()
     finally:
-        for f in (*current, *following):
+        for f in pending:
             if not f.done():
                 f.cancel()
     return stitcher.out

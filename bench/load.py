@@ -1,17 +1,23 @@
-"""Service load: throughput and latency at 1/4/16/64 concurrent clients, batching on vs max_batch=1.
+"""Service load: the service against a naive peer, and batching on vs off.
 
-    python -m bench.load [--model sr-x4] [--size 96] [--clients 1 4 16 64] [--requests-per-client 2]
+    python -m bench.load [--model sr-x4] [--cases 128:16 512:1] [--requests-per-client 2]
+    python -m bench.load --batching [--size 96] [--clients 1 4 16 64]
+    python -m bench.load --overhead-only
 
-Starts the real server (python -m app) on loopback for each mode, drives it with httpx async clients,
-prints one table and the throughput ratio. Then measures the HTTP + codec overhead of one 256x256
-request against the raw session time of the same tiles.
+Default: for each case SIZE:CLIENTS, the real server (python -m app, default settings) and the naive peer
+(bench/naive.py: FastAPI + ONNX Runtime, the whole image per request, no batching) serve the same model file,
+one after the other in this run, driven by httpx async clients; one table and the service/naive ratios.
+``--batching``: the service with max_batch=8 against max_batch=1. ``--overhead-only``: one 256x256 request
+against the raw session time of the same tiles.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import io
+import json
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -48,28 +54,33 @@ async def drive(url: str, body: bytes, model: str, clients: int, per_client: int
     return lat, wall, failures
 
 
-def run_mode(label: str, env: dict, args, body: bytes, scale: int) -> list[list]:
-    srv = ServerProcess({"GAN_MAX_QUEUE": "1000", "GAN_REQUEST_TIMEOUT_S": "600", **env})
+def run_mode(label: str, srv: ServerProcess, model: str, cases: list[tuple[int, int]], per_client: int, scale: int) -> list[list]:
+    """Drive a started server through each (image side, clients) case; a row per case. Stops the server."""
     rows = []
     try:
-        asyncio.run(drive(srv.url, body, args.model, 1, 2))  # warm-up
-        for n in args.clients:
-            lat, wall, failed = asyncio.run(drive(srv.url, body, args.model, n, args.requests_per_client))
+        for size, n in cases:
+            body = png(size, size)
+            asyncio.run(drive(srv.url, body, model, 1, 1))  # warm-up at this size
+            lat, wall, failed = asyncio.run(drive(srv.url, body, model, n, per_client))
             ok = len(lat) - failed
-            mpix = ok * (args.size * scale) ** 2 / 1e6
+            mpix = ok * (size * scale) ** 2 / 1e6
             p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-            rows.append([label, n, len(lat), failed, ok / wall, mpix / wall, p50 * 1000, p95 * 1000, p99 * 1000])
+            rows.append([label, f"{size}x{size}", n, len(lat), failed, ok / wall, mpix / wall, p50 * 1000, p95 * 1000, p99 * 1000])
     finally:
         srv.stop()
     return rows
 
 
+def service(env: dict | None = None) -> ServerProcess:
+    return ServerProcess({"GAN_MAX_QUEUE": "1000", "GAN_REQUEST_TIMEOUT_S": "600", **(env or {})})
+
+
+HEADERS = ["server", "image", "clients", "requests", "failed", "images/s", "out MP/s", "p50 ms", "p95 ms", "p99 ms"]
+
+
 def overhead(args, scale: int) -> str:
     """One 256x256 request, alone, vs the raw session time of the same tiles, both one tile per call
     (so the batch composition cannot differ between the two sides)."""
-    import json
-    from pathlib import Path
-
     from app.runtime import Session
     from app.tiling import TilePlan
 
@@ -84,14 +95,14 @@ def overhead(args, scale: int) -> str:
                 t0 = time.perf_counter()
                 c.post(f"{srv.url}/upscale?model={args.model}&format=png", content=body).raise_for_status()
                 times.append(time.perf_counter() - t0)
-        service = float(np.median(times))
+        served = float(np.median(times))
     finally:
         srv.stop()
     card = json.loads(Path(f"models/{args.model}.json").read_text())
     sess = Session(f"models/{card['onnx']['file']}", ["CPUExecutionProvider"])
     plan = TilePlan(256, 256, tile, overlap, scale)
     n = plan.count
-    x = np.random.rand(n, 3, tile, tile).astype(np.float32)
+    x = np.random.rand(n, 3, plan.tile_h, plan.tile_w).astype(np.float32)
     sess.run(x[:max_batch])
     raw = []
     for _ in range(5):
@@ -101,34 +112,48 @@ def overhead(args, scale: int) -> str:
         raw.append(time.perf_counter() - t0)
     model = float(np.median(raw))
     return (
-        f"256x256 x{scale} alone: service {service * 1000:.0f} ms, raw session on the same {n} tiles {model * 1000:.0f} ms; "
-        f"HTTP + decode + tiling + stitch + PNG encode overhead = {100 * (service - model) / model:.1f}% of model time"
+        f"256x256 x{scale} alone: service {served * 1000:.0f} ms, raw session on the same {n} tiles {model * 1000:.0f} ms; "
+        f"HTTP + decode + tiling + stitch + PNG encode overhead = {100 * (served - model) / model:.1f}% of model time"
     )
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="sr-x4")
-    p.add_argument("--size", type=int, default=96, help="input image side (one tile at the default tile size)")
-    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--cases", nargs="+", default=["128:16", "512:1"], help="SIZE:CLIENTS, e.g. 128:16 (a 128x128 PNG, 16 clients)")
     p.add_argument("--requests-per-client", type=int, default=2)
-    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--batching", action="store_true", help="batching (max_batch 8) vs max_batch=1 instead of service vs naive")
+    p.add_argument("--size", type=int, default=96, help="--batching: input image side")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64], help="--batching: client counts")
     p.add_argument("--max-wait-ms", type=float, default=5)
     p.add_argument("--overhead-only", action="store_true", help="only the 256x256 service-vs-session overhead")
     args = p.parse_args()
-    scale = int(args.model.rsplit("x", 1)[-1]) if args.model[-1].isdigit() else 4
+    card = json.loads(Path(f"models/{args.model}.json").read_text())
+    scale = card["scale"]
     if args.overhead_only:
         print(overhead(args, scale))
         return
-    body = png(args.size, args.size)
-    rows = run_mode(f"batching (max_batch={args.max_batch})", {"GAN_MAX_BATCH": str(args.max_batch), "GAN_MAX_WAIT_MS": str(args.max_wait_ms)}, args, body, scale)
-    rows += run_mode("max_batch=1", {"GAN_MAX_BATCH": "1"}, args, body, scale)
-    print(f"# {args.model}, {args.size}x{args.size} -> x{scale} PNG, {args.requests_per_client} requests per client; {machine()}")
-    print(table(["mode", "clients", "requests", "failed", "images/s", "out MP/s", "p50 ms", "p95 ms", "p99 ms"], rows))
+    per = args.requests_per_client
+    if args.batching:
+        cases = [(args.size, n) for n in args.clients]
+        rows = run_mode("batching (max_batch=8)", service({"GAN_MAX_BATCH": "8", "GAN_MAX_WAIT_MS": str(args.max_wait_ms)}),
+                        args.model, cases, per, scale)
+        rows += run_mode("max_batch=1", service({"GAN_MAX_BATCH": "1"}), args.model, cases, per, scale)
+        print(f"# {args.model}, x{scale} PNG, {per} requests per client; {machine()}")
+        print(table(HEADERS, rows))
+        half = len(rows) // 2
+        for on, off in zip(rows[:half], rows[half:]):
+            print(f"clients={on[2]}: batching/unbatched throughput = {on[5] / off[5]:.2f}x, p50 {on[7]:.0f} vs {off[7]:.0f} ms")
+        return
+    cases = [(int(a), int(b)) for a, b in (c.split(":") for c in args.cases)]
+    rows = run_mode("service", service(), args.model, cases, per, scale)
+    naive = ServerProcess(args=["bench.naive", f"models/{card['onnx']['file']}"], ready="/docs")
+    rows += run_mode("naive FastAPI + ORT", naive, args.model, cases, per, scale)
+    print(f"# {args.model} ({card['onnx']['file']}), x{scale} PNG, {per} requests per client; {machine()}")
+    print(table(HEADERS, rows))
     half = len(rows) // 2
-    for on, off in zip(rows[:half], rows[half:]):
-        print(f"clients={on[1]}: batching/unbatched throughput = {on[4] / off[4]:.2f}x, p50 {on[6]:.0f} vs {off[6]:.0f} ms")
-    print(overhead(args, scale))
+    for ours, theirs in zip(rows[:half], rows[half:]):
+        print(f"{ours[1]}, {ours[2]} clients: service/naive throughput = {ours[5] / theirs[5]:.2f}x, p50 {ours[7]:.0f} vs {theirs[7]:.0f} ms")
 
 
 if __name__ == "__main__":

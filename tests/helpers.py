@@ -81,18 +81,21 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m app`` in a subprocess on a free loopback port, with env overrides."""
 
-    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0, port: int | None = None,
+                 args: list[str] | None = None, ready: str = "/readyz") -> None:
+        """``args``: another module to run instead of the service (``--port PORT`` is appended), answering 200 on ``ready``."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "GAN_HOST": "127.0.0.1", "GAN_PORT": str(self.port), "GAN_LOG_LEVEL": "warning", **(env or {})}
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"gan-server-{self.port}.log", "w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        cmd = [sys.executable, "-m", *(args + ["--port", str(self.port)] if args else ["app"])]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.url + ready, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

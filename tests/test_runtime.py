@@ -58,3 +58,28 @@ def test_fp16_variants_load_only_where_they_pay_off(tmp_path, monkeypatch):
     monkeypatch.setattr("app.registry.choose_providers", lambda p: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     gpu = loaded()
     assert set(gpu.models) == {"sr-x2", "sr-x2-fp16"} and gpu.upscaler(None, 2).name == "sr-x2-fp16"
+
+
+def test_int8_variants_serve_by_default_on_cpu_only(tmp_path, monkeypatch):
+    import json
+
+    from app.config import Settings
+    from app.registry import Registry
+
+    write_nearest_model(tmp_path, "sr-x2", 2)
+    write_nearest_model(tmp_path, "sr-x2-int8", 2)
+    card = json.loads((tmp_path / "sr-x2-int8.json").read_text())
+    (tmp_path / "sr-x2-int8.json").write_text(json.dumps({**card, "precision": "int8", "variant_of": "sr-x2"}))
+
+    def loaded(**kw) -> Registry:
+        r = Registry(Settings(models_dir=tmp_path, providers=["CPUExecutionProvider"], **kw))
+        r.load()
+        return r
+
+    cpu = loaded()  # auto on a CPU: the int8 variant is loaded and is the default for x2
+    assert set(cpu.models) == {"sr-x2", "sr-x2-int8"} and cpu.upscaler(None, 2).name == "sr-x2-int8"
+    assert cpu.upscaler("sr-x2", 2).name == "sr-x2"  # asked by name: the float model
+    off = loaded(int8="off")
+    assert set(off.models) == {"sr-x2"} and off.upscaler(None, 2).name == "sr-x2"
+    monkeypatch.setattr("app.registry.choose_providers", lambda p: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert set(loaded().models) == {"sr-x2"}  # a GPU keeps fp32/fp16

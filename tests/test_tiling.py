@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.tiling import Stitcher, TilePlan, starts, window_1d
+from app.config import Settings
+from app.tiling import Stitcher, TilePlan, axis_plan, window_1d
 from tests.helpers import photo
 
 
@@ -16,17 +17,46 @@ def run_tiled(img: np.ndarray, tile: int, overlap: int, s: int, model=nearest, d
     plan = TilePlan(img.shape[0], img.shape[1], tile, overlap, s)
     st = Stitcher(plan, dtype)
     maxval = 65535 if dtype == np.uint16 else 255
-    for r in range(plan.rows):
-        st.add_row(r, [model(t, s) for t in plan.row_tiles(img, r, maxval)])
+    for r, c in plan.positions():
+        st.add(model(plan.cut(img, r, c, maxval), s))
     assert st.done
     return st.out
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (32, 32, 8), (33, 32, 8), (5, 32, 8), (1000, 96, 16)])
-def test_starts_cover_with_overlap(length, tile, overlap):
-    s = starts(max(length, tile), tile, overlap)
-    assert s[0] == 0 and s[-1] + tile == max(length, tile)
-    assert all(b - a <= tile - overlap for a, b in zip(s, s[1:]))
+@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (32, 32, 8), (33, 32, 8), (5, 32, 8), (1000, 96, 16),
+                                                  (257, 256, 12), (4000, 256, 12), (30, 16, 6), (1, 16, 6)])
+def test_axis_plan_covers_with_overlap_and_no_padding(length, tile, overlap):
+    t, s = axis_plan(length, tile, overlap)
+    assert t <= min(tile, length)  # never a tile larger than the image: no padding
+    assert s[0] == 0 and s[-1] + t == length
+    assert all(overlap <= a + t - b < t / 2 for a, b in zip(s, s[1:]))  # shared strips: at least overlap, not more than half
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (100, 130), (255, 257), (256, 256), (257, 700), (480, 640), (1000, 1000),
+                                 (64, 5000), (3000, 4000), (1080, 1920), (2000, 2000), (513, 769)])
+def test_computed_pixels_at_most_115_percent_with_the_default_settings(h, w):
+    cfg = Settings()
+    plan = TilePlan(h, w, cfg.tile_size, cfg.tile_overlap, 4)
+    assert plan.computed_pixels <= 1.15 * h * w
+
+
+def test_computed_pixels_bound_on_every_size_from_64_to_1100():
+    cfg = Settings()
+    for n in range(64, 1100):
+        t, s = axis_plan(n, cfg.tile_size, cfg.tile_overlap)
+        assert t * len(s) <= 1.072 * n  # per side, so at most 1.15x the pixels of any image of such sides
+
+
+def test_an_image_within_the_budget_is_one_tile_of_its_own_size():
+    plan = TilePlan(200, 131, 256, 12, 4)
+    assert (plan.count, plan.tile_h, plan.tile_w) == (1, 200, 131)
+    assert plan.cut(photo(131, 200), 0, 0, 255).shape == (3, 200, 131)
+
+
+def test_tiles_of_one_image_share_one_shape():
+    plan = TilePlan(1000, 700, 256, 12, 2)
+    img = photo(700, 1000)
+    assert {plan.cut(img, r, c, 255).shape for r, c in plan.positions()} == {(3, plan.tile_h, plan.tile_w)}
 
 
 def test_window_positive_and_flat_inside():
@@ -56,10 +86,21 @@ def test_rows_must_come_in_order():
         st.add_row(1, [np.zeros((3, 64, 64), np.float32)] * len(plan.xs))
 
 
-def test_memory_is_one_band_not_the_image():
+def test_memory_is_two_strips_not_a_band_of_tile_rows():
     plan = TilePlan(3000, 4000, 96, 16, 2)
     st = Stitcher(plan)
-    assert st.acc.shape == (192, 8000, 3)  # the float band is one tile row high
+    tile = np.zeros((3, plan.tile_h * 2, plan.tile_w * 2), np.float32)
+    for _ in range(plan.cols + 1):  # one tile row and the first tile of the next
+        st.add(tile)
+    strip = max(a + plan.tile_h - b for a, b in zip(plan.ys, plan.ys[1:])) * 2
+    assert st._bottom.shape[0] <= strip and st._bottom.shape[1] == 8000  # overlap high, not a tile row high
+    assert st._right.shape[0] == plan.tile_h * 2 and st._right.shape[1] <= strip
+
+
+def test_wrong_tile_shape_is_refused():
+    plan = TilePlan(100, 100, 32, 8, 2)
+    with pytest.raises(ValueError):
+        Stitcher(plan).add(np.zeros((3, 64, 64), np.float32))
 
 
 def test_no_seam_with_a_context_dependent_model():

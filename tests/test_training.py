@@ -195,3 +195,48 @@ def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
     main(["models-table", str(tmp_path / "m")])
     row = capsys.readouterr().out.splitlines()[2]
     assert row.startswith("| `cli-x2` | x2 |") and f"{card['metrics']['One']['psnr_y']:.2f}" in row and "6 steps" in row
+
+
+def test_span_family_is_conv_only_and_exports_with_dynamic_sizes(image_dir, tmp_path):
+    """The efficient net: every conv at LR resolution, within the FLOP budget, ONNX parity at odd sizes."""
+    import onnx
+
+    from training.export import export_onnx
+
+    for scale in (2, 4):
+        net = nets.build("span", {"scale": scale})
+        assert nets.flops_per_input_pixel(net) <= 700_000 and nets.count_params(net) <= 1_500_000
+        x = torch.rand(1, 3, 7, 9)
+        with torch.no_grad():  # untrained: exactly the nearest-neighbour upscale (the anchor)
+            assert torch.equal(net(x), x.repeat_interleave(scale, 2).repeat_interleave(scale, 3))
+    net = nets.build("span", {"scale": 2, "channels": 8, "blocks": 2})
+    torch.nn.init.normal_(net.up.weight, std=0.1)  # a non-trivial net
+    export_onnx(net.eval(), tmp_path / "span.onnx")
+    assert check_parity(net, tmp_path / "span.onnx") <= 1e-4
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "span.onnx")).graph.node}
+    assert "Resize" not in ops and "Conv" in ops  # no interpolation op: the anchor is a channel repeat
+    res = nets.build("span", {"scale": 4, "block": "res", "blocks": 6})
+    # head 3->48, 12 body convs 48->48, 1x1 mix 144->48, up 48->48 (3 x 16 sub-pixels)
+    assert nets.flops_per_input_pixel(res) == 2 * (9 * 3 * 48 + 12 * 9 * 48 * 48 + 144 * 48 + 9 * 48 * 48)
+    cfg = tiny(image_dir, tmp_path / "run", 20, arch="span", net={"channels": 8, "blocks": 2})
+    train(cfg, progress=False)
+    ls = losses(tmp_path / "run")
+    assert np.mean(ls[-2:]) < np.mean(ls[:2])
+
+
+def test_int8_variant_is_quantized_and_checked_against_fp32(exported, image_dir, tmp_path):
+    import onnx
+
+    from training.quantize import export_int8
+
+    models, bench, base = exported
+    card = export_int8(models / "tiny-x2.onnx", [str(bench)], calib=[str(image_dir)], max_drop=0.5)
+    saved = json.loads((models / "tiny-x2-int8.json").read_text())
+    assert saved == card and card["precision"] == "int8" and card["variant_of"] == "tiny-x2"
+    assert card["int8_parity"]["Tiny"]["diff_db"] >= -0.5
+    ops = [n.op_type for n in onnx.load(str(models / "tiny-x2-int8.onnx")).graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert len(card["quantization"]["kept_float"]) == 2  # the first and the last conv
+    with pytest.raises(RuntimeError, match="int8 parity failed"):
+        export_int8(models / "tiny-x2.onnx", [str(bench)], calib=[str(image_dir)], max_drop=-1.0)
+    assert not (models / "tiny-x2-int8.onnx").exists()  # a failed variant is not left behind

@@ -15,7 +15,7 @@ DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../
 
 
 def _net_overrides(args: argparse.Namespace) -> dict:
-    keys = ("channels", "blocks", "up_channels")
+    keys = ("channels", "blocks", "up_channels", "block")
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -24,7 +24,7 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
     from training.train_sr import train
 
     cfg = TrainConfig(
-        data=args.data, run_dir=args.run, scale=args.scale, net=_net_overrides(args), hr_patch=args.patch,
+        data=args.data, run_dir=args.run, scale=args.scale, arch=args.arch, net=_net_overrides(args), hr_patch=args.patch,
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
         degradation=args.degradation, degradation_preset=args.degradation_preset, h2l_model=args.h2l_model, init=args.init,
@@ -177,13 +177,16 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train-sr", help="train a PSNR-oriented SRResNet upscaler")
+    t = sub.add_parser("train-sr", help="train a PSNR-oriented upscaler (L1 on bicubic or degraded LR)")
     t.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
     t.add_argument("--run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log)")
     t.add_argument("--scale", type=int, choices=(2, 4), default=d["scale"])
+    t.add_argument("--arch", choices=("span", "srresnet"), default=d["arch"],
+                   help="span: the efficient family (all convs at LR resolution); srresnet: the 2016 net")
     t.add_argument("--channels", type=int)
     t.add_argument("--blocks", type=int)
-    t.add_argument("--up-channels", dest="up_channels", type=int)
+    t.add_argument("--block", choices=("span", "res"), help="span: parameter-free attention blocks; res: plain residual blocks")
+    t.add_argument("--up-channels", dest="up_channels", type=int, help="srresnet only: width of each PixelShuffle stage")
     t.add_argument("--patch", type=int, default=d["hr_patch"], help="HR patch size in pixels")
     t.add_argument("--batch", type=int, default=d["batch"])
     t.add_argument("--steps", type=int, default=d["steps"])

@@ -1,0 +1,99 @@
+"""int8 variants of exported upscalers for CPUs: static quantization with ONNX Runtime's tools.
+
+QDQ format, per-channel int8 weights, uint8 activations whose ranges are calibrated on LR patches of training
+photos (never the benchmark sets). The first and last convs can stay float (``keep_float``): they see the raw
+image and write the output, where 8 bits cost the most quality for the least compute. The variant is accepted
+only if its Y-PSNR on every benchmark set is within ``MAX_PSNR_DROP`` dB of the float file's.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from training import data
+
+MAX_PSNR_DROP = 0.1
+
+
+class PatchReader:
+    """An onnxruntime CalibrationDataReader over random LR patches (bicubic downscales of HR training patches)."""
+
+    def __init__(self, folders: list[str], scale: int, count: int, patch: int, seed: int, input_name: str = "image") -> None:
+        rng = np.random.default_rng(seed)
+        paths = data.list_images(folders)
+        batches = []
+        for i in rng.choice(len(paths), size=count, replace=len(paths) < count):
+            hr = data.load_rgb(paths[int(i)])
+            hp = patch * scale
+            if min(hr.shape[:2]) < hp:
+                hr = data.resize_short_side(hr, hp)
+            y, x = int(rng.integers(hr.shape[0] - hp + 1)), int(rng.integers(hr.shape[1] - hp + 1))
+            batches.append(data.to_tensor_batch([data.downscale(hr[y : y + hp, x : x + hp], scale)]))
+        self._feeds = iter([{input_name: b} for b in batches])
+
+    def get_next(self) -> dict | None:
+        return next(self._feeds, None)
+
+
+def conv_nodes(model_path: Path) -> list[str]:
+    import onnx
+
+    return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"]
+
+
+def quantize_file(fp32_path: Path, out_path: Path, calib: list[str], scale: int, keep_float: bool = True,
+                  count: int = 64, patch: int = 64, seed: int = 0) -> dict:
+    """Write the int8 QDQ model; returns what was done (for the card)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        convs = conv_nodes(pre)
+        exclude = [convs[0], convs[-1]] if keep_float and len(convs) > 2 else []
+        quantize_static(
+            str(pre), str(out_path), PatchReader(calib, scale, count, patch, seed), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    return {"format": "QDQ", "weights": "int8, per channel", "activations": "uint8, per tensor, MinMax calibration",
+            "calibration": {"folders": calib, "patches": count, "lr_patch": patch, "seed": seed},
+            "kept_float": exclude}
+
+
+def export_int8(fp32_path: str | Path, bench: list[str], calib: list[str], keep_float: bool = True,
+                max_drop: float = MAX_PSNR_DROP) -> dict:
+    """NAME-int8.onnx + card beside NAME.onnx, checked on the benchmark sets against the float file."""
+    from training.evaluate import evaluate_onnx
+    from training.export import sha256_file, write_metadata
+
+    fp32_path = Path(fp32_path)
+    base = json.loads(fp32_path.with_suffix(".json").read_text())
+    name = f"{base['name']}-int8"
+    out = fp32_path.with_name(f"{name}.onnx")
+    how = quantize_file(fp32_path, out, calib, base["scale"], keep_float)
+    metrics = evaluate_onnx(out, bench, base["scale"])
+    reference = evaluate_onnx(fp32_path, bench, base["scale"])
+    parity = {}
+    for bench_name, m in metrics.items():
+        ref = reference[bench_name]["psnr_y"]
+        parity[bench_name] = {"fp32_psnr_y": ref, "int8_psnr_y": m["psnr_y"], "diff_db": round(m["psnr_y"] - ref, 4)}
+        if ref - m["psnr_y"] > max_drop:
+            out.unlink()
+            raise RuntimeError(f"int8 parity failed on {bench_name}: {m['psnr_y']} vs {ref} dB (more than {max_drop} dB lower)")
+    card = {
+        **base, "name": name, "precision": "int8", "variant_of": base["name"],
+        "description": base.get("description", "") + " int8 weights and activations (I/O float32): for CPUs.",
+        "metrics": metrics, "int8_parity": parity, "quantization": how,
+        "onnx": {"file": out.name, "opset": base["onnx"]["opset"]},
+    }
+    card.pop("parity_max_abs_diff", None)
+    write_metadata(out, card)
+    card["onnx"]["sha256"] = sha256_file(out)
+    card["onnx"]["bytes"] = out.stat().st_size
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

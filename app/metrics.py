@@ -18,5 +18,10 @@ MODEL_SECONDS = Histogram(
 TILES_PER_REQUEST = Histogram(
     "gan_tiles_per_request", "tiles one request was split into", ["model"], buckets=(1, 2, 4, 8, 16, 64, 256, 1024, 4096)
 )
+IMAGE_PIXELS = Counter("gan_image_pixels_total", "input pixels of the images a model ran on", ["model"])
+COMPUTED_PIXELS = Counter(
+    "gan_computed_pixels_total", "input pixels a model computed (tiles' overlaps counted twice): over gan_image_pixels_total, "
+    "the share of extra work tiling costs", ["model"]
+)
 PROVIDER = Gauge("gan_model_info", "loaded models and the execution provider each runs on", ["model", "provider"])
 PROMPT_CACHE = Counter("gan_prompt_cache_total", "text-to-image prompt embedding cache lookups", ["result"])

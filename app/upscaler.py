@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app import errors, faces, imaging
+from app import errors, faces, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
 from app.registry import Model
@@ -53,6 +53,8 @@ async def tiled(
     """
     stitcher = Stitcher(plan, pixels.dtype.type)
     model.batcher.observe_request(plan.count)
+    metrics.IMAGE_PIXELS.labels(model.name).inc(plan.height * plan.width)
+    metrics.COMPUTED_PIXELS.labels(model.name).inc(plan.computed_pixels)
     ahead = 2 * model.batcher.max_batch
     positions = plan.positions()
     pending: deque[asyncio.Future] = deque()

@@ -216,3 +216,32 @@ def test_bad_tile_and_face_settings_are_refused_at_startup():
         Settings(tile_size=32, tile_overlap=16)
     with pytest.raises(ValidationError, match="GAN_FACE_MIN_PX"):
         Settings(face_min_px=80, face_max_px=64)
+
+
+def test_whole_image_path_wastes_no_pixels_with_the_default_tiles(nearest_models):
+    """Default settings: an image within GAN_TILE_SIZE is one model call at its own size; larger ones cost at
+    most 1.15x their pixels (counted by the server in gan_computed_pixels_total), and every result is exact."""
+    from tests.helpers import ServerProcess, metric_value
+
+    srv = ServerProcess({"GAN_MODELS_DIR": str(nearest_models)})
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            small = photo(200, 131)
+            r = c.post("/upscale?scale=2&format=png", content=png_bytes(Image.fromarray(small)))
+            assert r.status_code == 200
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), small.repeat(2, 0).repeat(2, 1))
+            text = c.get("/metrics").text
+            assert metric_value(text, "gan_tiles_per_request_count") == metric_value(text, 'gan_tiles_per_request_bucket{le="1.0"') == 1
+            assert metric_value(text, "gan_computed_pixels_total") == metric_value(text, "gan_image_pixels_total") == 200 * 131
+            sizes = [(64, 64), (700, 300), (1000, 257), (513, 769)]
+            for w, h in sizes:
+                img = photo(w, h, seed=w)
+                r = c.post("/upscale?scale=2&format=png", content=png_bytes(Image.fromarray(img)))
+                assert r.status_code == 200
+                assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), img.repeat(2, 0).repeat(2, 1))
+            text = c.get("/metrics").text
+        image_px = metric_value(text, "gan_image_pixels_total")
+        assert image_px == 200 * 131 + sum(w * h for w, h in sizes)
+        assert metric_value(text, "gan_computed_pixels_total") <= 1.15 * image_px
+    finally:
+        srv.stop()

@@ -28,7 +28,7 @@ def image_dir(tmp_path_factory):
 
 def tiny(image_dir, run_dir, steps, **kw) -> TrainConfig:
     base = dict(
-        data=[str(image_dir)], run_dir=str(run_dir), scale=2, net={"channels": 8, "blocks": 1, "up_channels": 8},
+        data=[str(image_dir)], run_dir=str(run_dir), scale=2, arch="srresnet", net={"channels": 8, "blocks": 1, "up_channels": 8},
         hr_patch=32, batch=4, steps=steps, lr=2e-3, warmup=2, val_images=1, val_crop=64, val_every=10,
         ckpt_every=10, log_every=5, threads=1, seed=3,
     )
@@ -170,7 +170,7 @@ def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
     from training.cli import main
 
     run = tmp_path / "cli-run"
-    common = ["--data", str(image_dir), "--run", str(run), "--scale", "2", "--channels", "8", "--blocks", "1",
+    common = ["--data", str(image_dir), "--run", str(run), "--scale", "2", "--arch", "srresnet", "--channels", "8", "--blocks", "1",
               "--up-channels", "8", "--patch", "32", "--batch", "2", "--val-every", "4", "--ckpt-every", "4",
               "--log-every", "2", "--threads", "1", "--no-progress"]
     main(["train-sr", *common, "--steps", "4"])
@@ -195,6 +195,13 @@ def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
     main(["models-table", str(tmp_path / "m")])
     row = capsys.readouterr().out.splitlines()[2]
     assert row.startswith("| `cli-x2` | x2 |") and f"{card['metrics']['One']['psnr_y']:.2f}" in row and "6 steps" in row
+    # Continuing from the shipped file needs no network flags: the init file's arch and config are taken.
+    main(["train-sr", "--data", str(image_dir), "--run", str(tmp_path / "more"), "--scale", "2", "--init", str(tmp_path / "m" / "cli-x2.onnx"),
+          "--patch", "32", "--batch", "2", "--steps", "2", "--threads", "1", "--no-progress"])
+    more = json.loads((tmp_path / "more" / "config.json").read_text())
+    assert more["arch"] == "srresnet" and more["net"] == card["net_config"]
+    main(["export-int8", str(tmp_path / "m" / "cli-x2.onnx"), "--calib", str(image_dir), "--bench", str(bench), "--max-drop", "5"])
+    assert json.loads((tmp_path / "m" / "cli-x2-int8.json").read_text())["precision"] == "int8"
 
 
 def test_span_family_is_conv_only_and_exports_with_dynamic_sizes(image_dir, tmp_path):

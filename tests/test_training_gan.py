@@ -35,7 +35,7 @@ def sr_ckpt(dirs, tmp_path_factory):
     from training.train_sr import train
 
     run = tmp_path_factory.mktemp("sr-init")
-    train(TrainConfig(data=[str(dirs / "hr")], run_dir=str(run), scale=2, net={"channels": 8, "blocks": 1, "up_channels": 8},
+    train(TrainConfig(data=[str(dirs / "hr")], run_dir=str(run), scale=2, arch="srresnet", net={"channels": 8, "blocks": 1, "up_channels": 8},
                       hr_patch=32, batch=2, steps=4, val_images=1, val_crop=48, ckpt_every=4, log_every=2, threads=1), progress=False)
     return run / "ckpt.pt"
 
@@ -175,7 +175,7 @@ def test_train_sr_on_realistic_lr_from_a_checkpoint(dirs, sr_ckpt, h2l_export, t
     from training.train_sr import train
 
     tmp, _ = h2l_export
-    cfg = TrainConfig(data=[str(dirs / "hr")], run_dir=str(tmp_path / "real"), scale=2, net={"channels": 8, "blocks": 1, "up_channels": 8},
+    cfg = TrainConfig(data=[str(dirs / "hr")], run_dir=str(tmp_path / "real"), scale=2, arch="srresnet", net={"channels": 8, "blocks": 1, "up_channels": 8},
                       hr_patch=32, batch=2, steps=2, val_images=1, val_crop=48, ckpt_every=2, log_every=2, threads=1,
                       degradation="mixed", h2l_model=str(tmp / "models" / "tiny-degrade-x2.onnx"), init=str(sr_ckpt))
     train(cfg, progress=False)

@@ -15,7 +15,7 @@ DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../
 
 
 def _net_overrides(args: argparse.Namespace) -> dict:
-    keys = ("channels", "blocks", "up_channels", "block")
+    keys = ("channels", "blocks", "up_channels", "block", "anchor")
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -23,8 +23,14 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
     from training.config import TrainConfig
     from training.train_sr import train
 
+    arch, net = args.arch, _net_overrides(args)
+    if args.init and arch is None:  # continue the network the init file holds (its arch and config)
+        from training.train_sr import load_ema
+
+        _, ck = load_ema(args.init)
+        arch, net = ck["arch"], {k: v for k, v in ck["net_config"].items() if k != "scale"} | net
     cfg = TrainConfig(
-        data=args.data, run_dir=args.run, scale=args.scale, arch=args.arch, net=_net_overrides(args), hr_patch=args.patch,
+        data=args.data, run_dir=args.run, scale=args.scale, arch=arch or "span", net=net, hr_patch=args.patch,
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, ema=args.ema, seed=args.seed,
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
         degradation=args.degradation, degradation_preset=args.degradation_preset, h2l_model=args.h2l_model, init=args.init,
@@ -96,6 +102,13 @@ def cmd_export_fp16(args: argparse.Namespace) -> None:
 
     card = export_fp16(args.model, args.bench)
     print(json.dumps(card["fp16_parity"], indent=2))
+
+
+def cmd_export_int8(args: argparse.Namespace) -> None:
+    from training.quantize import export_int8
+
+    card = export_int8(args.model, args.bench, args.calib, keep_float=not args.all_int8, max_drop=args.max_drop)
+    print(json.dumps(card["int8_parity"], indent=2))
 
 
 def cmd_evaluate_degradation(args: argparse.Namespace) -> None:
@@ -181,11 +194,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
     t.add_argument("--run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log)")
     t.add_argument("--scale", type=int, choices=(2, 4), default=d["scale"])
-    t.add_argument("--arch", choices=("span", "srresnet"), default=d["arch"],
-                   help="span: the efficient family (all convs at LR resolution); srresnet: the 2016 net")
+    t.add_argument("--arch", choices=("span", "srresnet"),
+                   help="span (default): the efficient family, all convs at LR resolution; srresnet: the 2016 net. "
+                        "With --init, the init file's network unless given")
     t.add_argument("--channels", type=int)
     t.add_argument("--blocks", type=int)
-    t.add_argument("--block", choices=("span", "res"), help="span: parameter-free attention blocks; res: plain residual blocks")
+    t.add_argument("--block", choices=("span", "span-residual", "res"),
+                   help="span: parameter-free attention blocks (SPAN); span-residual: the same with an identity skip; res: plain residual blocks")
+    t.add_argument("--anchor", choices=("bicubic", "nearest"), help="span: the upscale the net adds its residual to")
     t.add_argument("--up-channels", dest="up_channels", type=int, help="srresnet only: width of each PixelShuffle stage")
     t.add_argument("--patch", type=int, default=d["hr_patch"], help="HR patch size in pixels")
     t.add_argument("--batch", type=int, default=d["batch"])
@@ -278,6 +294,14 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("model", help="path to NAME.onnx (float32, with its card)")
     f.add_argument("--bench", nargs="+", default=DEFAULT_BENCH[:1])
     f.set_defaults(func=cmd_export_fp16)
+
+    q8 = sub.add_parser("export-int8", help="int8 (QDQ) variant of an exported upscaler for CPUs, checked against it on benchmarks")
+    q8.add_argument("model", help="path to NAME.onnx (float32, with its card)")
+    q8.add_argument("--calib", nargs="+", default=DEFAULT_DATA, help="folders of training photos: calibration patches come from them")
+    q8.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    q8.add_argument("--all-int8", action="store_true", help="quantize the first and last convs too (default: they stay float)")
+    q8.add_argument("--max-drop", type=float, default=0.1, help="refuse the variant if any set loses more Y-PSNR (dB)")
+    q8.set_defaults(func=cmd_export_int8)
 
     v = sub.add_parser("evaluate-degradation", help="distance of bicubic / pipeline / learned LR to held-out real low-quality photos")
     v.add_argument("model", help="path to an exported High-to-Low NAME.onnx")

@@ -9,7 +9,7 @@ class TrainConfig:
     data: list[str]
     run_dir: str
     scale: int = 4
-    arch: str = "srresnet"
+    arch: str = "span"  # span (the efficient family) | srresnet
     net: dict = field(default_factory=dict)  # overrides of the network config (channels, blocks, ...)
     hr_patch: int = 128
     batch: int = 16

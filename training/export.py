@@ -140,15 +140,16 @@ def default_description(arch: str, tc: dict, scale: int) -> str:
     if arch == "h2l":
         return (f"Learned High-to-Low degradation x{scale} (Bulat et al. 2018): HR photo + noise vector -> a "
                 "low-resolution image degraded like real web photos (trained unpaired against real low-quality photos).")
+    net = {"span": "Efficient (SPAN-style, conv-only)", "srresnet": "SRResNet"}.get(arch, arch)
     realistic = (f"trained on realistic LR ({tc['degradation']}: classical degradation pipeline and/or learned "
                  "High-to-Low net)") if tc.get("degradation", "bicubic") != "bicubic" else ""
     adversarial = (f"fine-tuned adversarially ({tc['disc']} discriminator, {tc['gan_loss']} loss, feature matching, "
                    "TV)") if "disc" in tc else ""
     if realistic:
-        return f"SRResNet x{scale} {' and '.join(filter(None, (realistic, adversarial)))}. Best for real photos: JPEG, noise, blur."
+        return f"{net} x{scale} {' and '.join(filter(None, (realistic, adversarial)))}. Best for real photos: JPEG, noise, blur."
     if adversarial:
-        return f"SRResNet x{scale} {adversarial}: sharper, photo-realistic texture at some PSNR cost."
-    return (f"PSNR-oriented SRResNet x{scale} (L1 on bicubic-downscaled LR). Best for clean, "
+        return f"{net} x{scale} {adversarial}: sharper, photo-realistic texture at some PSNR cost."
+    return (f"PSNR-oriented {net} x{scale} (L1 on bicubic-downscaled LR). Best for clean, "
             "bicubic-like inputs; soft on heavily compressed or noisy photos.")
 
 

@@ -81,28 +81,59 @@ class SPANConfig:
     scale: int = 4
     channels: int = 48
     blocks: int = 4
-    block: str = "span"  # span: 3 convs with SiLU and parameter-free attention | res: conv-ReLU-conv residual blocks
+    # span: 3 convs with SiLU and parameter-free attention, as SPAN | span-residual: the same plus an identity skip
+    # (so an untrained block passes its input on) | res: conv-ReLU-conv residual blocks
+    block: str = "span"
+    anchor: str = "bicubic"  # what the net adds its residual to: the bicubic or the nearest-neighbour upscale
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, got {self.scale}")
-        if self.block not in ("span", "res"):
-            raise ValueError(f"block must be span or res, got {self.block!r}")
+        if self.block not in ("span", "span-residual", "res"):
+            raise ValueError(f"block must be span, span-residual or res, got {self.block!r}")
+        if self.anchor not in ("bicubic", "nearest"):
+            raise ValueError(f"anchor must be bicubic or nearest, got {self.anchor!r}")
 
 
 class AttentionBlock(nn.Module):
     """Three 3x3 convs; the last one's output o gates itself: (o + x) * (sigmoid(o) - 1/2), SPAN's parameter-free
     attention (no pooling, no extra weights: every op is a conv or elementwise, so it exports and quantizes simply)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, residual: bool = False) -> None:
         super().__init__()
+        self.residual = residual
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv3 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = self.conv3(F.silu(self.conv2(F.silu(self.conv1(x)))))
-        return (o + x) * (torch.sigmoid(o) - 0.5)
+        out = (o + x) * (torch.sigmoid(o) - 0.5)
+        return x + out if self.residual else out
+
+
+def upscale_kernel(scale: int, size: int = 5) -> torch.Tensor:
+    """Weights of a grouped size x size conv (3 -> 3 x scale^2 channels) that, on an input padded by size // 2
+    with edge replication and followed by PixelShuffle(scale), is torch's bicubic upscale (align_corners=False,
+    which clamps at the borders as edge padding does): read off its response to a unit impulse."""
+    r = size // 2
+    impulse = torch.zeros(1, 1, size, size, dtype=torch.float64)
+    impulse[0, 0, r, r] = 1.0
+    up = F.interpolate(impulse, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0]
+    k = torch.zeros(scale * scale, size, size, dtype=torch.float64)
+    for i in range(scale):
+        for j in range(scale):
+            k[i * scale + j] = _impulse_weights(up, r, scale, i, j, size)
+    return k.float().repeat(3, 1, 1).unsqueeze(1)
+
+
+def _impulse_weights(up: torch.Tensor, r: int, scale: int, i: int, j: int, size: int) -> torch.Tensor:
+    w = torch.zeros(size, size, dtype=torch.float64)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            y, x = (r - dy) * scale + i, (r - dx) * scale + j  # the output pixel that sees the impulse at offset (dy, dx)
+            w[dy + r, dx + r] = up[y, x]
+    return w
 
 
 class SPAN(nn.Module):
@@ -118,22 +149,33 @@ class SPAN(nn.Module):
         self.config = config
         c, s = config.channels, config.scale
         self.head = nn.Conv2d(3, c, 3, padding=1)
-        block = AttentionBlock if config.block == "span" else ResidualBlock
-        self.body = nn.ModuleList(block(c) for _ in range(config.blocks))
+        if config.block == "res":
+            self.body = nn.ModuleList(ResidualBlock(c) for _ in range(config.blocks))
+        else:
+            self.body = nn.ModuleList(AttentionBlock(c, config.block == "span-residual") for _ in range(config.blocks))
         self.mix = nn.Conv2d(3 * c, c, 1)
         self.up = nn.Conv2d(c, 3 * s * s, 3, padding=1)
         self.shuffle = nn.PixelShuffle(s)
-        nn.init.zeros_(self.up.weight)  # the untrained net is the nearest-neighbour upscale
+        nn.init.zeros_(self.up.weight)  # the untrained net is its anchor
         nn.init.zeros_(self.up.bias)
+        if config.anchor == "bicubic":  # a fixed grouped conv: not a parameter, never trained
+            self.register_buffer("anchor_kernel", upscale_kernel(s), persistent=False)
+
+    def anchor(self, x: torch.Tensor) -> torch.Tensor:
+        """The upscale the net adds its residual to, as 3 x s^2 sub-pixel channels (before PixelShuffle)."""
+        s = self.config.scale
+        if self.config.anchor == "nearest":
+            return x.repeat_interleave(s * s, dim=1)
+        r = self.anchor_kernel.shape[-1] // 2
+        return F.conv2d(F.pad(x, (r, r, r, r), mode="replicate"), self.anchor_kernel, groups=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.config.scale
         feat = self.head(x)
         h = first = self.body[0](feat)
         for blk in self.body[1:]:
             h = blk(h)
         mixed = self.mix(torch.cat([feat, first, h], dim=1))
-        return self.shuffle(self.up(mixed) + x.repeat_interleave(s * s, dim=1))
+        return self.shuffle(self.up(mixed) + self.anchor(x))
 
 
 @dataclass(frozen=True)
@@ -208,7 +250,8 @@ def flops_per_input_pixel(net: nn.Module, size: int = 32) -> int:
     """Multiply-adds x 2 of one forward pass, per input pixel, counted with forward hooks on conv layers."""
     if isinstance(net, H2LGenerator):
         size = net.config.noise_period  # its input must be a multiple of the scale
-    return _conv_flops(net, size)
+    anchor = getattr(net, "anchor_kernel", None)  # SPAN's fixed bicubic anchor: a grouped conv outside nn.Conv2d
+    return _conv_flops(net, size) + (2 * anchor.numel() if anchor is not None else 0)
 
 
 def _conv_flops(net: nn.Module, size: int) -> int:

@@ -155,6 +155,22 @@ class Batcher:
         self._items = rest
         return batch
 
+    async def _one_by_one(self, batch: list[_Item]) -> None:
+        """Run each tile of a failed batch alone: one bad input fails its own request, not its batch-mates'."""
+        loop = asyncio.get_running_loop()
+        for it in batch:
+            if it.future.done():
+                continue
+            try:
+                y = await loop.run_in_executor(self._executor, self.run, *_stack([it.tile]))
+                if not it.future.done():
+                    it.future.set_result(y[0])
+            except Exception as e:
+                if len(batch) > 1:
+                    log.error("model %s failed on a tile alone: %s", self.name, e)
+                if not it.future.done():
+                    it.future.set_exception(e)
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -175,10 +191,8 @@ class Batcher:
                     if not it.future.done():
                         it.future.cancel()
                 raise
-            except Exception as e:  # a failed batch fails its tiles' requests, never the worker
-                log.exception("model %s failed on a batch of %d tiles", self.name, len(batch))
-                for it in batch:
-                    if not it.future.done():
-                        it.future.set_exception(e)
+            except Exception:  # a failed batch fails only the tiles that fail alone, never the worker
+                log.exception("model %s failed on a batch of %d tiles; running them one by one", self.name, len(batch))
+                await self._one_by_one(batch)
             finally:
                 self._running = []

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     providers: list[str] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads per session; 0 = all cores")
     verify_sha256: bool = True
+    # Models that must be loaded and warmed for /readyz to answer 200 (comma-separated names); empty: any one.
+    required_models: Annotated[list[str], NoDecode] = []
     # Float16 model variants (cards with "precision": "fp16"): auto = load them where a GPU provider runs
     # them, and prefer them as the default for their scale; on = always load; off = never.
     fp16: Literal["auto", "on", "off"] = "auto"
@@ -33,6 +35,7 @@ class Settings(BaseSettings):
     # Limits on what a request may ask for.
     max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)
     max_input_pixels: int = Field(16_000_000, gt=0)
+    max_input_side: int = Field(16_384, gt=0, description="longest accepted input side, in pixels")
     max_output_pixels: int = Field(64_000_000, gt=0)
 
     # Tiling (in input pixels): an image side up to tile_size runs whole, at its own size; a longer side is cut
@@ -60,6 +63,11 @@ class Settings(BaseSettings):
     face_model: str = "face-x4"
     face_min_px: int = Field(16, ge=8)
     face_max_px: int = Field(64, ge=8)
+
+    @field_validator("required_models", mode="before")
+    @classmethod
+    def _names(cls, v: object) -> object:
+        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

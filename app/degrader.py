@@ -45,7 +45,7 @@ async def run(
     settings: Settings, is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> Result:
     """``model`` is the pipeline worker for method=pipeline, else the learned degradation model."""
-    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels)
+    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
     w, h = image.size
     out_size = (w // scale, h // scale)
     if min(out_size) < 1:

@@ -20,10 +20,10 @@ INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"}
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 MAX_SIDE = {"jpeg": 65_500, "webp": 16_383}  # what the encoders can write; PNG has no practical limit
 DEFAULT_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # everything else -> png
+OPENERS = sorted(INPUT_FORMATS - {"MPO"})  # the parsers tried on the bytes (Pillow's JPEG opener also reads MPO)
 
-# We check the pixel count ourselves, before decoding; keep Pillow's own bomb check from firing first
-# with a warning or an error of its own for sizes our limit allows.
-Image.MAX_IMAGE_PIXELS = None
+# Frames counted at most: counting parses every frame (a TIFF of 40,000 tiny pages took 8 s of CPU).
+MAX_FRAMES_COUNTED = 64
 
 
 @dataclass
@@ -57,11 +57,31 @@ class Decoded:
         return default if max(out_size) <= MAX_SIDE.get(default, 1 << 31) else "png"
 
 
-def decode(data: bytes, max_pixels: int) -> Decoded:
+def count_frames(im: Image.Image) -> int:
+    """Frames of an animated image, counted up to MAX_FRAMES_COUNTED (more reads as that number + 1)."""
+    if not getattr(im, "is_animated", False):
+        return 1
+    n = 1
+    try:
+        while n <= MAX_FRAMES_COUNTED:
+            im.seek(n)
+            n += 1
+    except EOFError:
+        pass
+    return n
+
+
+def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
     if not data:
         raise errors.bad_request("the request has no image: the body (or the multipart field 'image') is empty")
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Only our formats' parsers see the bytes; Pillow's bomb check (its limit set above ours, in
+            # app.main) refuses absurd sizes before we even look.
+            im = Image.open(io.BytesIO(data), formats=OPENERS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise errors.too_large(f"image is far over the pixel limit: {e}") from None
     except UnidentifiedImageError:
         raise errors.unsupported_media(
             "the body is not an image in a supported format (PNG, JPEG, WebP, BMP, TIFF, GIF)"
@@ -77,11 +97,13 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
         raise errors.too_large(
             f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels} pixels (GAN_MAX_INPUT_PIXELS)"
         )
+    if max(w, h) > max_side:
+        raise errors.too_large(f"image is {w}x{h}; the limit is {max_side} pixels a side (GAN_MAX_INPUT_SIDE)")
     fmt = im.format
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frames = getattr(im, "n_frames", 1)  # counting frames parses the whole file: it can fail too
+            frames = count_frames(im)  # parsing frames can fail too
             im.seek(0)
             im.load()
     except MemoryError:
@@ -97,8 +119,11 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
 
 def _to_arrays(im: Image.Image, frames: int, fmt: str) -> Decoded:
     mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        g = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        g = np.asarray(im).astype(np.uint16)  # one 2-byte copy: no wider intermediate
+        return Decoded(np.repeat(g[..., None], 3, axis=2), None, True, fmt, frames)
+    if mode == "I":  # 32-bit integer grey: clipped to 16 bits
+        g = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
         return Decoded(np.repeat(g[..., None], 3, axis=2), None, True, fmt, frames)
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -127,8 +152,7 @@ def encode(pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, q
     pil_format, media_type = OUTPUT_FORMATS[fmt]
     sixteen = pixels.dtype == np.uint16
     if sixteen and gray and alpha is None and fmt == "png":
-        luma = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        im = Image.fromarray(np.clip(np.round(luma), 0, 65535).astype(np.uint16))
+        im = Image.fromarray(luma16(pixels))
     else:
         if sixteen:
             pixels = np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
@@ -150,3 +174,13 @@ def encode(pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, q
     else:
         im.save(buf, pil_format, quality=quality, method=4)
     return buf.getvalue(), media_type
+
+
+def luma16(pixels: np.ndarray) -> np.ndarray:
+    """BT.601 luma of uint16 RGB as uint16, computed a band of rows at a time in float32 (no image-sized float64)."""
+    out = np.empty(pixels.shape[:2], np.uint16)
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    for y in range(0, pixels.shape[0], 256):
+        band = pixels[y : y + 256].astype(np.float32) @ weights
+        out[y : y + 256] = np.clip(np.round(band), 0, 65535)
+    return out

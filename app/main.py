@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, errors, metrics
@@ -50,6 +51,8 @@ class MetricsMiddleware:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     registry = Registry(settings)
+    # Pillow's own bomb guard stays on (process-wide), above our limit so that ours answers first with its 413.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2 * settings.max_input_pixels)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -99,10 +99,7 @@ class Registry:
             try:
                 text_to_image.check_generator(m, self.models, self.failed)
             except ValueError as e:  # served only with its text encoder
-                del self.models[m.name]
-                metrics.PROVIDER.remove(m.name, m.provider)
-                self.failed[m.name] = str(e)
-                log.error("could not load model %s: %s", m.name, e)
+                self.drop(m.name, str(e))
 
     def _load_pipeline(self) -> None:
         from app import degradation
@@ -120,8 +117,10 @@ class Registry:
         from app import text_to_image
         from app.degrader import output_tile
 
-        if self.settings.warmup:
-            for m in self.models.values():
+        if not self.settings.warmup:
+            return
+        for m in list(self.models.values()):
+            try:
                 if m.task in text_to_image.TEXT_TASKS:  # token and embedding inputs, no image
                     for batch in sorted({1, self.settings.max_batch}):
                         text_to_image.warmup(m, batch)
@@ -134,6 +133,19 @@ class Registry:
                     continue
                 for batch in sorted({1, self.settings.max_batch}):  # the tile shapes seen alone and under load
                     m.session.warmup(batch, tile)
+            except Exception as e:  # a model that cannot run is not served; the others are
+                self.drop(m.name, f"warm-up failed: {type(e).__name__}: {e}")
+
+    def drop(self, name: str, why: str) -> None:
+        """Stop serving a loaded model (a failed warm-up or check): logged with the reason, listed as failed."""
+        m = self.models.pop(name)
+        metrics.PROVIDER.remove(m.name, m.provider)
+        self.failed[name] = why
+        log.error("model %s is not served: %s", name, why)
+
+    def missing_required(self) -> list[str]:
+        """Models named in GAN_REQUIRED_MODELS that are not loaded: readiness fails while there are any."""
+        return [n for n in self.settings.required_models if n not in self.models]
 
     def start(self) -> None:
         for m in self.workers:

@@ -112,7 +112,7 @@ async def run(
 ) -> Result:
     """Bytes in, encoded upscaled image out, with every limit checked before the model runs; with a
     ``face_model``, the faces in the image are upscaled by it (app/faces.py)."""
-    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels)
+    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
     w, h = image.size
     out_size = (w * model.scale, h * model.scale)
     if out_size[0] * out_size[1] > settings.max_output_pixels:

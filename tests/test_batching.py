@@ -132,6 +132,27 @@ def test_model_failure_fails_the_batch_and_the_worker_goes_on():
     assert np.all(run(main())[0] == 2)
 
 
+def test_one_bad_tile_fails_only_its_own_request():
+    """A batch that fails is run again one tile at a time: the tile that fails alone fails its request, the
+    requests batched with it get their results."""
+
+    def model(x: np.ndarray) -> np.ndarray:
+        if np.isnan(x).any():
+            raise RuntimeError("bad tile")
+        return x * 2
+
+    async def main():
+        b = Batcher("m", model, max_batch=4, max_wait_ms=50, max_queue=10)
+        b.start()
+        good, bad = b.submit(tiles(2)), b.submit([np.full((3, 4, 4), np.nan, np.float32)])
+        results = await asyncio.gather(asyncio.gather(*good), asyncio.gather(*bad), return_exceptions=True)
+        await b.stop()
+        return results
+
+    ok, failed = run(main())
+    assert [float(t[0, 0, 0]) for t in ok] == [2.0, 4.0] and isinstance(failed, RuntimeError)
+
+
 def test_multi_input_tiles_are_stacked_per_input_and_grouped_by_all_shapes():
     """Tiles may be tuples (one array per model input): each input is stacked apart, and only tiles whose
     every input has the same shape share a batch."""

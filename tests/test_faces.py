@@ -214,3 +214,22 @@ def test_shipped_face_model_meets_its_bars_on_held_out_faces(tmp_path):
         assert clean["face-x4"]["psnr_y"] >= clean["sr-x4"]["psnr_y"] + 0.5
         assert degraded["face-x4"]["psnr_y"] >= degraded["sr-x4"]["psnr_y"] + 1.0
         assert clean["face-x4"]["grad_ratio"] > clean["sr-x4"]["grad_ratio"]  # and sharper
+
+
+def test_detection_searches_a_bounded_copy_of_large_images(monkeypatch):
+    """Haar detection costs CPU per searched pixel: a large input is searched at most at DETECT_MAX_PIXELS,
+    and boxes come back in input pixels."""
+    seen = []
+
+    class Fake:
+        def detectMultiScale(self, gray, **kw):  # noqa: N802 - OpenCV's name
+            seen.append(gray.shape)
+            return [(gray.shape[1] // 4, gray.shape[0] // 4, 48, 48)]
+
+    monkeypatch.setattr(faces, "_cascade", lambda: Fake())
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    (x, y, w, h), = faces.detect(big, 255)
+    assert seen[-1][0] * seen[-1][1] <= faces.DETECT_MAX_PIXELS * 1.01
+    assert abs(x - 1000) <= 2 and abs(y - 750) <= 2 and abs(w - 48 * 4000 / seen[-1][1]) <= 1
+    faces.detect(np.zeros((100, 80, 3), np.uint8), 255)
+    assert seen[-1] == (200, 160)  # small inputs: the 2x enlargement, as before

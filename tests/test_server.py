@@ -245,3 +245,32 @@ def test_whole_image_path_wastes_no_pixels_with_the_default_tiles(nearest_models
         assert metric_value(text, "gan_computed_pixels_total") <= 1.15 * image_px
     finally:
         srv.stop()
+
+
+def test_a_model_whose_warmup_fails_is_not_served_and_readiness_names_only_states(tmp_path, caplog):
+    """A model file that loads but cannot run: the others are served; /readyz lists it as failed without the
+    error text (that goes to the log); GAN_REQUIRED_MODELS makes readiness fail while it is missing."""
+    from fastapi.testclient import TestClient
+    from onnx import TensorProto, helper
+
+    from app.config import Settings
+    from app.main import create_app
+    from tests.helpers import save_with_card, write_nearest_model
+
+    write_nearest_model(tmp_path, "nearest-x2", 2)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, 7])  # no image has 7 values: every run fails
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["image", "shape"], ["output"])], "broken",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [shape])
+    save_with_card(graph, tmp_path, "broken-x2", 2)
+    with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["failed"] == {"broken-x2": "failed to load"}
+        assert str(tmp_path) not in r.text and "Reshape" not in r.text
+        assert c.post("/upscale?scale=2", content=png_bytes(Image.new("RGB", (8, 8)))).status_code == 200
+    assert any("broken-x2" in rec.message and "warm-up failed" in rec.message for rec in caplog.records)
+    with TestClient(create_app(Settings(models_dir=tmp_path, required_models=["nearest-x2", "broken-x2"]))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "required models missing"
+        assert r.json()["missing_required"] == ["broken-x2"]

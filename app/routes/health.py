@@ -13,13 +13,17 @@ async def healthz() -> dict:
 
 @router.get("/readyz", summary="Readiness: models loaded and warmed, not draining")
 async def readyz(request: Request) -> JSONResponse:
+    """Model names and their states only: why a model failed is in the server's log, not here."""
     registry, state = request.app.state.registry, request.app.state
     models = {name: m.session.provider for name, m in registry.models.items()}
     dead = [m.name for m in registry.workers if registry.ready and not m.batcher.alive]
-    body = {"models": models, "failed": {**registry.failed, **{n: "batch worker stopped" for n in dead}}}
+    failed = {**{n: "failed to load" for n in registry.failed}, **{n: "batch worker stopped" for n in dead}}
+    missing = registry.missing_required()
+    body = {"models": models, "failed": failed, **({"missing_required": missing} if missing else {})}
     if state.draining:
         return JSONResponse({"status": "draining", **body}, 503, headers={"Retry-After": "5"})
-    if not registry.ready or not models or dead:
-        status = "loading" if not registry.ready else ("no models" if not models else "model worker stopped")
+    if not registry.ready or not models or dead or missing:
+        status = ("loading" if not registry.ready else "no models" if not models else
+                  "model worker stopped" if dead else "required models missing")
         return JSONResponse({"status": status, **body}, 503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ready", **body})

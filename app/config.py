@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     providers: list[str] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads per session; 0 = all cores")
     verify_sha256: bool = True
+    # Bearer API key for every route but /healthz, /readyz and the web page; empty: no key asked.
+    api_key: SecretStr = SecretStr("")
+    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
     # Models that must be loaded and warmed for /readyz to answer 200 (comma-separated names); empty: any one.
     required_models: Annotated[list[str], NoDecode] = []
     # Float16 model variants (cards with "precision": "fp16"): auto = load them where a GPU provider runs

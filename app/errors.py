@@ -24,6 +24,11 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "bad_request", message)
 
 
+def unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", "this server needs an API key: send 'Authorization: Bearer <key>' (GAN_API_KEY)",
+                    {"WWW-Authenticate": "Bearer"})
+
+
 def too_large(message: str) -> ApiError:
     return ApiError(413, "too_large", message)
 
@@ -56,10 +61,14 @@ def _body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
+def response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+        return response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

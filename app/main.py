@@ -11,6 +11,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, errors, metrics
+from app.auth import ApiKeyMiddleware
 from app.config import Settings, get_settings
 from app.registry import Registry
 from app.routes import degrade, health, models, page, text_to_image, upscale
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Super-resolution (and more) with GANs trained by this project, served from ONNX Runtime.",
         lifespan=lifespan,
+        **({} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
     app.state.prompt_cache = PromptCache(settings.t2i_cache_size)  # POST /text-to-image: prompt embeddings (LRU)
@@ -78,5 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               text_to_image.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
-    app.add_middleware(MetricsMiddleware)
+    if settings.api_key.get_secret_value():
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.add_middleware(MetricsMiddleware)  # outermost: refused requests are counted too
     return app

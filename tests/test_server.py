@@ -274,3 +274,25 @@ def test_a_model_whose_warmup_fails_is_not_served_and_readiness_names_only_state
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "required models missing"
         assert r.json()["missing_required"] == ["broken-x2"]
+
+
+def test_api_key_guards_everything_but_health_and_the_page(nearest_models):
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    body = png_bytes(Image.new("RGB", (8, 8)))
+    with TestClient(create_app(Settings(models_dir=nearest_models, api_key="s3cret", docs=False))) as c:
+        for path in ("/healthz", "/readyz", "/"):
+            assert c.get(path).status_code == 200, path
+        r = c.post("/upscale?scale=2", content=body)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer" and error_of(r)["code"] == "unauthorized"
+        assert c.post("/upscale?scale=2", content=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/v1/models").status_code == 401 and c.get("/metrics").status_code == 401
+        ok = c.post("/upscale?scale=2", content=body, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.headers["x-model"] == "nearest-x2"
+        auth = {"Authorization": "Bearer s3cret"}
+        assert all(c.get(p, headers=auth).status_code == 404 for p in ("/docs", "/openapi.json", "/redoc"))  # GAN_DOCS=false
+    with TestClient(create_app(Settings(models_dir=nearest_models))) as c:  # no key set: nothing asked
+        assert c.post("/upscale?scale=2", content=body).status_code == 200 and c.get("/openapi.json").status_code == 200

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(16_000_000, gt=0)
     max_input_side: int = Field(16_384, gt=0, description="longest accepted input side, in pixels")
     max_output_pixels: int = Field(64_000_000, gt=0)
+    # Memory held by all requests in flight together (bodies, decoded inputs, outputs, encodings): past it, 503.
+    max_inflight_bytes: int = Field(2 * 1024**3, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a request body (408 after)")
+    # CPU stages of requests (decode, stitch, encode) run in this many threads; a new request is refused (503)
+    # when cpu_queue stages are already waiting.
+    cpu_workers: int = Field(4, ge=1)
+    cpu_queue: int = Field(64, ge=1)
+    # uvicorn: open connections before new ones get 503, and the largest request head (headers) accepted.
+    max_connections: int = Field(512, ge=1)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
 
     # Tiling (in input pixels): an image side up to tile_size runs whole, at its own size; a longer side is cut
     # into the fewest equal tiles of at most tile_size, neighbours sharing at least tile_overlap pixels.

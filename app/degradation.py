@@ -192,8 +192,16 @@ def add_noise(img: np.ndarray, rng: np.random.Generator, p: Noise) -> np.ndarray
     return np.clip(img + noise, 0.0, 1.0)
 
 
+JPEG_MAX_SIDE = 65_488  # libjpeg's 65500 px a side, rounded down to the 16 px of a 4:2:0 macroblock
+
+
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip through baseline JPEG (4:2:0, as most encoders write) at ``quality``."""
+    """Round-trip through baseline JPEG (4:2:0, as most encoders write) at ``quality``. Sides beyond what
+    JPEG can hold are done in pieces cut on the macroblock grid, so blocks fall where a whole-image JPEG's do."""
+    for axis in (0, 1):
+        if img.shape[axis] > JPEG_MAX_SIDE:
+            parts = [jpeg(part, quality) for part in np.array_split(img, range(JPEG_MAX_SIDE, img.shape[axis], JPEG_MAX_SIDE), axis)]
+            return np.concatenate(parts, axis)
     u8 = np.round(np.clip(img, 0, 1) * 255.0).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:

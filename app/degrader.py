@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 from PIL import Image
 
-from app import degradation, errors, imaging
+from app import budget, cpu, degradation, errors, imaging
 from app.config import Settings
 from app.registry import Model
 from app.tiling import TilePlan
@@ -45,11 +45,13 @@ async def run(
     settings: Settings, is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> Result:
     """``model`` is the pipeline worker for method=pipeline, else the learned degradation model."""
-    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
+    image = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side, admit=True)
     w, h = image.size
     out_size = (w // scale, h // scale)
     if min(out_size) < 1:
         raise errors.unprocessable(f"a {w}x{h} image is too small to degrade by {scale}: the output would be empty")
+    # The input, its uint8 copy, and the pipeline's float32 working copies (blur, noise: a few at a time).
+    budget.need(budget.image_bytes(w, h, 1, image.pixels.itemsize, 2 * len(data)) + 48 * w * h)
     fmt = image.output_format(fmt, out_size)
     pixels = _to_uint8(image)
     if method == "pipeline":
@@ -59,8 +61,8 @@ async def run(
     else:
         out = await learned(model, pixels, scale, seed, settings, is_disconnected)
     out = out[: out_size[1], : out_size[0]]
-    alpha = None if image.alpha is None else await asyncio.to_thread(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await asyncio.to_thread(imaging.encode, out, alpha, image.gray, fmt, quality)
+    alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
+    body, media_type = await cpu.run(imaging.encode, out, alpha, image.gray, fmt, quality)
     return Result(body, media_type, (w, h), out_size, image.frames)
 
 
@@ -81,7 +83,7 @@ async def learned(
         if big[0] * big[1] > settings.max_output_pixels:
             raise errors.too_large(f"degrading by {scale} with the x{s} model needs a {big[0]}x{big[1]} intermediate; "
                                    f"the limit is {settings.max_output_pixels} pixels (GAN_MAX_OUTPUT_PIXELS)")
-        pixels = await asyncio.to_thread(lambda: np.asarray(Image.fromarray(pixels).resize(big, Image.Resampling.BICUBIC)))
+        pixels = await cpu.run(lambda: np.asarray(Image.fromarray(pixels).resize(big, Image.Resampling.BICUBIC)))
     else:
         pixels = pixels[: out_h * s, : out_w * s]
     tile = output_tile(settings.tile_size, s)

@@ -29,6 +29,10 @@ def unauthorized() -> ApiError:
                     {"WWW-Authenticate": "Bearer"})
 
 
+def request_timeout(message: str) -> ApiError:
+    return ApiError(408, "request_timeout", message, {"Connection": "close"})
+
+
 def too_large(message: str) -> ApiError:
     return ApiError(413, "too_large", message)
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from app import cpu
 from app.registry import Model
 
 CROP_PER_BOX = 1.25  # square side / the Haar box side: the face with its margin, as in the training crops
@@ -107,7 +108,7 @@ async def enhance(
     """Paste face-model results over ``out``, the general model's x``scale`` upscale of ``pixels``; the
     number of faces enhanced."""
     h, w = pixels.shape[:2]
-    boxes = await asyncio.to_thread(detect, pixels, maxval)
+    boxes = await cpu.run(detect, pixels, maxval)
     found = squares(boxes, w, h, min_px, max_px)
     found = [sq for i, sq in enumerate(found) if not any(_overlaps(sq, other) for other in found[:i])]
     if not found:
@@ -115,7 +116,7 @@ async def enhance(
     tiles = [crop(pixels, maxval, sq) for sq in found]
     faces = await asyncio.gather(*face_model.batcher.submit(tiles))
     for sq, face in zip(found, faces):
-        await asyncio.to_thread(paste, out, maxval, sq, scale, face)
+        await cpu.run(paste, out, maxval, sq, scale, face)
     return len(found)
 
 

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import __version__, errors, metrics
+from app import __version__, cpu, errors, metrics
+from app.budget import Budget
 from app.auth import ApiKeyMiddleware
 from app.config import Settings, get_settings
 from app.registry import Registry
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **({} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
+    app.state.budget = Budget(settings.max_inflight_bytes, settings.retry_after_s)
+    cpu.configure(settings.cpu_workers, settings.cpu_queue, settings.retry_after_s)
     app.state.prompt_cache = PromptCache(settings.t2i_cache_size)  # POST /text-to-image: prompt embeddings (LRU)
     errors.install(app)
     for r in (page.router, health.router, metrics_route.router, models.router, upscale.router, degrade.router,

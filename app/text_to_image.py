@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from app import errors, imaging, metrics
+from app import cpu, errors, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
 from app.registry import Model
@@ -234,5 +234,5 @@ async def generate(
         finally:
             for t in tasks:
                 t.cancel()
-    encoded = await asyncio.gather(*(asyncio.to_thread(imaging.encode, p, None, False, fmt, quality) for p in pixels))
+    encoded = await asyncio.gather(*(cpu.run(imaging.encode, p, None, False, fmt, quality) for p in pixels))
     return Generated([b for b, _ in encoded], encoded[0][1], seeds, pixels[0].shape[0], upscaler, cached)

@@ -1,6 +1,8 @@
 """Reading an image upload: a multipart form (file field ``image``) or the raw body, under a byte limit."""
 from __future__ import annotations
 
+import asyncio
+
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 
@@ -56,3 +58,18 @@ async def read_image(request: Request, max_bytes: int) -> tuple[bytes, dict[str,
     if not isinstance(upload, UploadFile):
         raise errors.bad_request("multipart body has no file field named 'image'")
     return await upload.read(), fields
+
+
+def expected_size(request: Request, max_bytes: int) -> int:
+    """The body's size as declared (Content-Length, capped at max_bytes), else max_bytes: what to reserve for it."""
+    declared = request.headers.get("content-length", "")
+    return min(int(declared), max_bytes) if declared.isdigit() else max_bytes
+
+
+async def read_with_deadline(request: Request, max_bytes: int, timeout_s: float) -> tuple[bytes, dict[str, str]]:
+    """``read_image`` within ``timeout_s``: a client that sends its body slower gets 408."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read_image(request, max_bytes)
+    except TimeoutError:
+        raise errors.request_timeout(f"the request body took longer than {timeout_s:g}s to arrive (GAN_BODY_TIMEOUT_S)") from None

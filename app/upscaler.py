@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app import errors, faces, imaging, metrics
+from app import budget, cpu, errors, faces, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
 from app.registry import Model
@@ -66,7 +66,7 @@ async def tiled(
 
     async def refill() -> None:
         nonlocal left
-        tiles = await asyncio.to_thread(cut, min(left, ahead - len(pending)))
+        tiles = await cpu.run(cut, min(left, ahead - len(pending)))
         left -= len(tiles)
         pending.extend(model.batcher.submit([(t, *extra) for t in tiles] if extra else tiles))
 
@@ -74,7 +74,7 @@ async def tiled(
         await refill()
         while pending:
             output = await pending.popleft()
-            await asyncio.to_thread(stitcher.add, output)
+            await cpu.run(stitcher.add, output)
             del output
             if left and len(pending) <= ahead // 2:
                 if is_disconnected is not None and await is_disconnected():
@@ -112,7 +112,7 @@ async def run(
 ) -> Result:
     """Bytes in, encoded upscaled image out, with every limit checked before the model runs; with a
     ``face_model``, the faces in the image are upscaled by it (app/faces.py)."""
-    image = await asyncio.to_thread(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
+    image = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side, admit=True)
     w, h = image.size
     out_size = (w * model.scale, h * model.scale)
     if out_size[0] * out_size[1] > settings.max_output_pixels:
@@ -120,12 +120,13 @@ async def run(
             f"output would be {out_size[0]}x{out_size[1]} = {out_size[0] * out_size[1]} pixels; the limit is "
             f"{settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
         )
+    budget.need(budget.image_bytes(w, h, model.scale, image.pixels.itemsize, 2 * len(data)))
     fmt = image.output_format(fmt, out_size)
     pixels = await upscale(model, image, settings.tile_size, settings.tile_overlap, is_disconnected)
     headers = {}
     if face_model is not None:
         n = await faces.enhance(face_model, image.pixels, image.maxval, pixels, model.scale, settings.face_min_px, settings.face_max_px)
         headers = {"X-Faces-Enhanced": str(n), "X-Face-Model": face_model.name}
-    alpha = None if image.alpha is None else await asyncio.to_thread(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await asyncio.to_thread(imaging.encode, pixels, alpha, image.gray, fmt, quality)
+    alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
+    body, media_type = await cpu.run(imaging.encode, pixels, alpha, image.gray, fmt, quality)
     return Result(body, media_type, (w, h), out_size, image.frames, headers)

@@ -100,8 +100,9 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        out = self.output()
         self.stop()
-        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+        raise RuntimeError(f"server not ready in {timeout}s:\n{out}")
 
     def output(self) -> str:
         self.log.flush()

@@ -96,3 +96,12 @@ def test_parameters_are_typed_and_closed():
         D.Pipeline(first={"blur": {"sigmaa": (1, 2)}})  # a misspelt key is an error, not silently ignored
     p = D.Pipeline.model_validate({"second_prob": 0.5, "first": {"jpeg": {"quality": [50, 60]}}})
     assert p.first.jpeg.quality == (50.0, 60.0) and p.second_prob == 0.5
+
+
+def test_jpeg_stage_takes_sides_beyond_what_jpeg_can_hold():
+    """/degrade on inputs wider than about 43k px gave 500: the JPEG stage could not encode the intermediate."""
+    from app import degradation
+
+    img = np.tile(photo(64, 16).astype(np.float32) / 255, (1, 1024, 1))[:, : degradation.JPEG_MAX_SIDE + 40]
+    out = degradation.jpeg(img, 90)
+    assert out.shape == img.shape and np.abs(out - img).mean() < 0.05

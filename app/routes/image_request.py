@@ -1,6 +1,7 @@
-"""What every image-in, image-out route does around its own work: options from the query string or the
-multipart form, admission to the model's queue (503), the body read under its limit, the deadline (504),
-errors that leave the client able to read them, and the 499 when the client goes away."""
+"""What every image-in, image-out route does around its own work: the memory budget (503), the body read
+under its size limit (413) and its own deadline (408), options from the query string or the multipart form,
+admission to the model's queue (503), the request deadline (504), errors that leave the client able to read
+them, and the 499 when the client goes away."""
 from __future__ import annotations
 
 import logging
@@ -54,17 +55,17 @@ async def handle(
     t0 = time.perf_counter()
     settings = request.app.state.settings
     try:
-        data, form = None, {}
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            data, form = await upload.read_image(request, settings.max_body_bytes)  # options may be form fields
-        opts = parse_options(cls, query, form)
-        model = pick(opts)
-        async with upscaler.admitted([model, *also(opts)], settings):  # 503 before reading or decoding when a model is saturated
-            if data is None:
-                data = await upload.read_body(request, settings.max_body_bytes)
-            result = await work(opts, model, data)
-    except errors.ApiError:
-        await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
+        # The memory budget is taken before a byte of the body is read; the body is read under its own deadline,
+        # before the request takes a model's slot, so a slow upload holds no slot.
+        with request.app.state.budget.hold(upload.expected_size(request, settings.max_body_bytes)):
+            data, form = await upload.read_with_deadline(request, settings.max_body_bytes, settings.body_timeout_s)
+            opts = parse_options(cls, query, form)
+            model = pick(opts)
+            async with upscaler.admitted([model, *also(opts)], settings):  # 503 at once when a model is saturated
+                result = await work(opts, model, data)
+    except errors.ApiError as e:
+        if e.status != 408:
+            await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
         raise
     except upscaler.ClientGone:
         log.info("client went away during %s; its remaining tiles were dropped", route)

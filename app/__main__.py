@@ -26,7 +26,11 @@ def main() -> None:
     app = create_app(s)
     # Long enough for a request admitted just before SIGTERM to finish: its deadline plus upload/encode time.
     drain_s = math.ceil(s.request_timeout_s) + 10
-    config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=drain_s)
+    # h11, whose request-head limit applies (httptools has none of ours); connections past the limit get 503.
+    # uvicorn has no header or body read timeouts: run it behind nginx (docker/, deploy/), never facing clients.
+    config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=drain_s,
+                            http="h11", h11_max_incomplete_event_size=s.max_header_bytes, limit_concurrency=s.max_connections,
+                            timeout_keep_alive=5)
     Server(config).run()
 
 

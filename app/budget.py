@@ -62,8 +62,16 @@ def need(n: int) -> None:
 
 
 def image_bytes(width: int, height: int, scale: float, sample_bytes: int, body: int) -> int:
-    """What one image request holds at most, besides a few tiles: body, decoded input (RGB + alpha), output
-    (RGB + alpha) and its encoding (at most about the raw output size)."""
+    """What one image request holds at most besides its tiles: body (and its multipart copy: pass it doubled),
+    decoded input (RGB + alpha), output (RGB + alpha) and its encoding (at most about the raw output size)."""
     inp = width * height * (3 * sample_bytes + 1)
     out = int(width * scale) * int(height * scale) * (3 * sample_bytes + 1)
     return body + inp + 2 * out
+
+
+def tile_bytes(tile_h: int, tile_w: int, scale: int, ahead: int, out_width: int, overlap: int) -> int:
+    """The tiles a request has queued ahead (float32 input and output of each) and the stitcher's two blend
+    strips (app/tiling.py): the rest of what an upscale holds."""
+    per_tile = 3 * 4 * (tile_h * tile_w + tile_h * scale * tile_w * scale)
+    strips = 3 * 4 * (overlap + 1) * scale * (out_width + tile_h * scale)
+    return ahead * per_tile + strips

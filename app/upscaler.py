@@ -91,6 +91,7 @@ async def upscale(
     model: Model, image: imaging.Decoded, tile: int, overlap: int,
     is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> np.ndarray:
+    """The model's upscale of a decoded image, tiled by ``tile`` / ``overlap`` (input pixels)."""
     h, w = image.pixels.shape[:2]
     plan = TilePlan(h, w, tile, overlap, model.scale)
     return await tiled(model, image.pixels, image.maxval, plan, is_disconnected=is_disconnected)
@@ -120,9 +121,11 @@ async def run(
             f"output would be {out_size[0]}x{out_size[1]} = {out_size[0] * out_size[1]} pixels; the limit is "
             f"{settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
         )
-    budget.need(budget.image_bytes(w, h, model.scale, image.pixels.itemsize, 2 * len(data)))
+    plan = TilePlan(h, w, settings.tile_size, settings.tile_overlap, model.scale)
+    budget.need(budget.image_bytes(w, h, model.scale, image.pixels.itemsize, 2 * len(data))
+                + budget.tile_bytes(plan.tile_h, plan.tile_w, model.scale, 2 * model.batcher.max_batch, out_size[0], settings.tile_overlap))
     fmt = image.output_format(fmt, out_size)
-    pixels = await upscale(model, image, settings.tile_size, settings.tile_overlap, is_disconnected)
+    pixels = await tiled(model, image.pixels, image.maxval, plan, is_disconnected=is_disconnected)
     headers = {}
     if face_model is not None:
         n = await faces.enhance(face_model, image.pixels, image.maxval, pixels, model.scale, settings.face_min_px, settings.face_max_px)

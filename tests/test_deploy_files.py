@@ -32,12 +32,27 @@ def test_dockerfile_contract():
 def test_kubernetes_manifest_is_valid():
     kv = pytest.importorskip("kubernetes_validate")
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s.yaml").read_text()) if d]
-    assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "Ingress", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
     for d in docs:
         kv.validate(d, "1.30.0", strict=True)
-    pod = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    spec = docs[0]["spec"]["template"]["spec"]
+    pod = spec["containers"][0]
     assert pod["readinessProbe"]["httpGet"]["path"] == "/readyz" and pod["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["resources"]["limits"]["nvidia.com/gpu"] == 1
+    # Hardened: non-root, read-only root with a writable /tmp, no escalation, no capabilities, seccomp.
+    sec = pod["securityContext"]
+    assert sec["readOnlyRootFilesystem"] and not sec["allowPrivilegeEscalation"] and sec["capabilities"]["drop"] == ["ALL"]
+    assert spec["securityContext"]["runAsNonRoot"] and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["volumeMounts"]
+    # The grace period covers the preStop pause and the server's whole drain (app/__main__.py: timeout + 10 s).
+    from app.config import Settings
+
+    drain = Settings().request_timeout_s + 10
+    pause = int(pod["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert spec["terminationGracePeriodSeconds"] > pause + drain
+    kinds = {d["kind"]: d for d in docs}
+    assert kinds["Service"]["spec"]["type"] == "ClusterIP"  # only the Ingress faces clients
+    assert kinds["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == kinds["Service"]["metadata"]["name"]
 
 
 def test_compose_wires_replicas_to_the_nginx_template():
@@ -46,7 +61,7 @@ def test_compose_wires_replicas_to_the_nginx_template():
     lb = services["lb"]
     assert any("docker/nginx.conf.template" in v for v in lb["volumes"])
     template = (ROOT / "docker" / "nginx.conf.template").read_text()
-    for var in ("NGINX_PORT", "NGINX_UPSTREAM_SERVERS", "NGINX_CLIENT_MAX_BODY"):
+    for var in ("NGINX_PORT", "NGINX_UPSTREAM_SERVERS", "NGINX_CLIENT_MAX_BODY", "NGINX_RATE_LIMIT", "NGINX_RATE_BURST", "NGINX_CONN_LIMIT"):
         assert "${" + var + "}" in template and var in lb["environment"]
     gpu = services["gan-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]

@@ -30,11 +30,12 @@ def render(template: Path, values: dict[str, str]) -> str:
 
 
 class Nginx:
-    def __init__(self, tmp: Path, upstream_ports: list[int]) -> None:
+    def __init__(self, tmp: Path, upstream_ports: list[int], rate: int = 1000, burst: int = 1000) -> None:
         self.port = free_port()
         servers = " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;" for p in upstream_ports)
         site = render(ROOT / "docker" / "nginx.conf.template",
-                      {"NGINX_PORT": f"127.0.0.1:{self.port}", "NGINX_UPSTREAM_SERVERS": servers, "NGINX_CLIENT_MAX_BODY": "25m"})
+                      {"NGINX_PORT": f"127.0.0.1:{self.port}", "NGINX_UPSTREAM_SERVERS": servers, "NGINX_CLIENT_MAX_BODY": "25m",
+                       "NGINX_RATE_LIMIT": str(rate), "NGINX_RATE_BURST": str(burst), "NGINX_CONN_LIMIT": "64"})
         (tmp / "site.conf").write_text(site)
         self.error_log = tmp / "error.log"
         (tmp / "nginx.conf").write_text(
@@ -106,3 +107,23 @@ def test_failover_and_recovery(nearest_models, tmp_path):
         b.stop()
         if a.proc.poll() is None:
             a.stop()
+
+
+def test_rate_limit_answers_json_429_and_metrics_stay_inside(nearest_models, tmp_path):
+    replica = ServerProcess({"GAN_MODELS_DIR": str(nearest_models)})
+    lb = Nginx(tmp_path, [replica.port], rate=1, burst=2)
+    try:
+        statuses, limited = [], None
+        for _ in range(8):  # far above 1 request/s with a burst of 2
+            r = httpx.get(lb.url + "/v1/models", timeout=10)
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                limited = r
+        assert statuses.count(200) >= 1 and limited is not None
+        assert limited.json()["error"]["code"] == "rate_limited" and limited.headers["retry-after"] == "1"
+        r = httpx.get(lb.url + "/metrics", timeout=10)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"  # Prometheus scrapes replicas directly
+        assert httpx.get(replica.url + "/metrics", timeout=10).status_code == 200
+    finally:
+        lb.stop()
+        replica.stop()

@@ -296,3 +296,19 @@ def test_api_key_guards_everything_but_health_and_the_page(nearest_models):
         assert all(c.get(p, headers=auth).status_code == 404 for p in ("/docs", "/openapi.json", "/redoc"))  # GAN_DOCS=false
     with TestClient(create_app(Settings(models_dir=nearest_models))) as c:  # no key set: nothing asked
         assert c.post("/upscale?scale=2", content=body).status_code == 200 and c.get("/openapi.json").status_code == 200
+
+
+def test_oversized_request_head_is_refused(test_server):
+    """An 8 MB header was accepted: the request head is limited (GAN_MAX_HEADER_BYTES, 64 KiB by default)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(test_server.url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20))
+        try:
+            answer = sock.recv(200)
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer  # refused or closed, never served
+    assert httpx.get(test_server.url + "/healthz").status_code == 200  # and the server is fine

@@ -151,3 +151,70 @@ def test_draining_app_is_not_ready(nearest_models):
         app.state.draining = True  # what SIGTERM does first (app/__main__.py)
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "draining" and "retry-after" in r.headers
+
+
+def trickle(url: str, seconds: float, path: str = "/upscale?scale=2") -> "threading.Thread":
+    """A client that declares a 100 kB body and sends a byte every 0.1 s for ``seconds``; returns its thread."""
+    import select
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    answer: list[bytes] = []
+
+    def go() -> None:
+        with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n".encode())
+            t_end = time.time() + seconds
+            try:
+                while time.time() < t_end:
+                    if select.select([s], [], [], 0)[0]:  # the server answered before the body was complete
+                        break
+                    s.sendall(b"x")
+                    time.sleep(0.1)
+                answer.append(s.recv(300))
+            except OSError:
+                answer.append(b"")
+
+    t = threading.Thread(target=go)
+    t.answer = answer  # type: ignore[attr-defined]
+    t.start()
+    return t
+
+
+def test_slow_upload_gets_408_and_holds_no_model_slot(slow_models):
+    """A client trickling its body is cut off after GAN_BODY_TIMEOUT_S, and meanwhile holds no model slot: with
+    GAN_MAX_QUEUE=1 a normal request is served while it trickles."""
+    srv = start(slow_models, max_queue=1, body_timeout_s=2)
+    try:
+        slow = trickle(srv.url, 6)
+        time.sleep(0.5)
+        small = png_bytes(Image.fromarray(photo(24, 24)))
+        assert httpx.post(srv.url + "/upscale?scale=2", content=small, timeout=30).status_code == 200
+        slow.join()
+        assert slow.answer[0].startswith(b"HTTP/1.1 408"), slow.answer  # type: ignore[attr-defined]
+    finally:
+        srv.stop()
+
+
+def test_memory_budget_refuses_at_once_past_its_limit(slow_models):
+    """GAN_MAX_INFLIGHT_BYTES across requests: while one request holds most of it, another gets 503 before its
+    body is read; a request that could never fit gets 413."""
+    from app.budget import image_bytes, tile_bytes
+
+    plan = TilePlan(480, 480, 32, 8, 2)  # what BIG holds once decoded (app/upscaler.py)
+    need = image_bytes(480, 480, 2, 1, 2 * len(BIG)) + tile_bytes(plan.tile_h, plan.tile_w, 2, 2 * 4, 960, 8)
+    srv = start(slow_models, max_inflight_bytes=need + len(BIG) // 2)  # room for one BIG, not for a second body
+    try:
+        t, first = saturate(srv)
+        r = httpx.post(srv.url + "/upscale?scale=2", content=BIG, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and "retry-after" in r.headers
+        t.join()
+        assert first[0].status_code == 200
+        huge = png_bytes(Image.fromarray(photo(1200, 1200)))
+        r = httpx.post(srv.url + "/upscale?scale=2", content=huge, timeout=30)
+        assert r.status_code == 413 and "GAN_MAX_INFLIGHT_BYTES" in r.json()["error"]["message"]
+        m = httpx.get(srv.url + "/metrics").text
+        assert metric_value(m, "gan_budget_refused_total") >= 1 and metric_value(m, "gan_inflight_bytes") == 0
+    finally:
+        srv.stop()

@@ -74,20 +74,23 @@ class Registry:
                 continue
             try:
                 card = json.loads(card_path.read_text())
-                if card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
+                variant = card.get("variant_of")  # a lower-precision copy of another model (not e.g. an int8-only encoder)
+                if variant and card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
                     log.info("skipping %s: fp16 variant, no GPU provider (GAN_FP16=%s)", name, s.fp16)
                     continue
-                if card.get("precision") == "int8" and (s.int8 == "off" or (s.int8 == "auto" and gpu)):
+                if variant and card.get("precision") == "int8" and (s.int8 == "off" or (s.int8 == "auto" and gpu)):
                     log.info("skipping %s: int8 variant for CPUs, a GPU provider runs here (GAN_INT8=%s)", name, s.int8)
                     continue
                 onnx_path = card_path.with_name(card.get("onnx", {}).get("file", f"{name}.onnx"))
                 if not onnx_path.exists():
                     raise FileNotFoundError(f"{onnx_path} is missing")
                 want = card.get("onnx", {}).get("sha256")
-                if s.verify_sha256 and want and _sha256(onnx_path) != want:
+                if s.verify_sha256 and not want:
+                    raise ValueError(f"{card_path.name} has no onnx.sha256 to check {onnx_path.name} against (GAN_VERIFY_SHA256=false loads it anyway)")
+                if s.verify_sha256 and _sha256(onnx_path) != want:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
-                tokenizer = text_to_image.load_tokenizer(card_path, card) if card.get("task") == text_to_image.ENCODER_TASK else None
+                tokenizer = text_to_image.load_tokenizer(card_path, card, s.verify_sha256) if card.get("task") == text_to_image.ENCODER_TASK else None
                 batcher = Batcher(name, session.run, text_to_image.max_batch(card, onnx_path, s.max_batch), s.max_wait_ms, s.max_queue)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)

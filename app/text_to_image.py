@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import contextlib
 import mmap
 from collections import OrderedDict
@@ -42,13 +43,16 @@ MIN_BUCKET = 16
 
 
 # -- loading (called by the registry) -------------------------------------------------------------------------
-def load_tokenizer(card_path: Path, card: dict) -> Tokenizer:
-    """The encoder card's tokenizer file (HF ``tokenizers`` JSON), truncating at the card's ``max_length``."""
+def load_tokenizer(card_path: Path, card: dict, verify: bool = True) -> Tokenizer:
+    """The encoder card's tokenizer file (HF ``tokenizers`` JSON), truncating at the card's ``max_length``;
+    ``verify``: its sha256 must be the card's ``tokenizer_sha256``, as the model file's is checked."""
     if "tokenizer" not in card or "max_length" not in card:
         raise ValueError("a text-encoder card needs 'tokenizer' (a tokenizers JSON file) and 'max_length'")
     path = card_path.with_name(card["tokenizer"])
     if not path.exists():
         raise FileNotFoundError(f"{path} (the encoder's tokenizer) is missing")
+    if verify and hashlib.sha256(path.read_bytes()).hexdigest() != card.get("tokenizer_sha256"):
+        raise ValueError(f"{path.name} does not match the card's tokenizer_sha256 (GAN_VERIFY_SHA256=false loads it anyway)")
     tok = Tokenizer.from_file(str(path))
     tok.no_padding()  # we pad to length buckets ourselves
     tok.enable_truncation(int(card["max_length"]))

@@ -75,7 +75,8 @@ def write_encoder(models_dir: Path, name: str = "text-encoder", dynamic: bool = 
                      helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
                      helper.make_tensor("axis2", TensorProto.INT64, [1], [2])],
     )
-    return _save(graph, models_dir, name, {"task": "text-encoder", "tokenizer": f"{name}.tokenizer.json",
+    tok_sha = hashlib.sha256((models_dir / f"{name}.tokenizer.json").read_bytes()).hexdigest()
+    return _save(graph, models_dir, name, {"task": "text-encoder", "tokenizer": f"{name}.tokenizer.json", "tokenizer_sha256": tok_sha,
                                             "max_length": MAX_LENGTH, "dim": DIM, "description": "test stand-in"})
 
 

@@ -121,6 +121,29 @@ def test_encoder_without_its_tokenizer_fails_and_so_does_its_generator(tmp_path)
     assert "text encoder 'text-encoder' is not loaded" in reg.failed["t2i-test64"] and not reg.models
 
 
+def test_a_changed_tokenizer_or_a_card_without_sha256_is_refused(tmp_path, monkeypatch):
+    """The tokenizer file is checked against the card's tokenizer_sha256 as the model file is against its sha256;
+    a card with no sha256 is not loaded unchecked. An int8-only encoder is no CPU variant: GPUs load it too."""
+    standins.write_t2i_models(tmp_path)
+    tok = tmp_path / "text-encoder.tokenizer.json"
+    tok.write_text(tok.read_text().replace('"red"', '"rot"'))
+    reg = Registry(Settings(models_dir=tmp_path))
+    reg.load()
+    assert "tokenizer_sha256" in reg.failed["text-encoder"]
+    standins.write_t2i_models(tmp_path)  # fresh files
+    card = json.loads((tmp_path / "text-encoder.json").read_text())
+    (tmp_path / "text-encoder.json").write_text(json.dumps({**card, "precision": "int8"}))
+    monkeypatch.setattr("app.registry.choose_providers", lambda p: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    reg = Registry(Settings(models_dir=tmp_path, providers=["CPUExecutionProvider"]))
+    reg.load()
+    assert "text-encoder" in reg.models and not reg.failed
+    del card["onnx"]["sha256"]
+    (tmp_path / "text-encoder.json").write_text(json.dumps(card))
+    reg = Registry(Settings(models_dir=tmp_path))
+    reg.load()
+    assert "no onnx.sha256" in reg.failed["text-encoder"]
+
+
 def test_repeated_prompt_skips_the_encoder(models_dir):
     """The encoder's session is called once per distinct prompt; the cache answers the rest."""
     settings = Settings(models_dir=models_dir, warmup=False)
@@ -336,6 +359,7 @@ def test_bad_bodies_are_clear_4xx(client):
         (post(b"", "application/json"), 400, "bad_request"),
         (post(b'["a red flower"]', "application/json"), 400, "bad_request"),
         (post(b"\xff\xfe", "application/json"), 400, "bad_request"),
+        (post(b"[" * 5000 + b"]" * 5000, "application/json"), 400, "bad_request"),  # was a 500 (RecursionError)
         (post(b'{"prompt": "a red flower"}', "text/plain"), 415, "unsupported_media_type"),
         (post(b'{"prompt": "a red flower"}', None), 415, "unsupported_media_type"),
         (client.post("/text-to-image", data={"prompt": "a red flower"}), 415, "unsupported_media_type"),

@@ -57,6 +57,8 @@ async def parse(request: Request) -> TextToImageRequest:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise errors.bad_request(f"the body is not valid JSON: {e}") from None
+    except RecursionError:  # thousands of nested arrays or objects
+        raise errors.bad_request("the body is not valid JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise errors.bad_request('the body must be a JSON object, e.g. {"prompt": "a red flower"}')
     try:

@@ -14,6 +14,8 @@ embed captions, so the generator learns from the very embeddings the service wil
 """
 from __future__ import annotations
 
+import hashlib
+
 import csv
 import datetime as dt
 import json
@@ -205,6 +207,7 @@ def export_encoder(out_dir: str | Path, captions_csv: str | Path, n_parity: int 
                         f"`tokenizers` JSON beside it (WordPiece, lower case, truncation at {MAX_LENGTH} tokens). "
                         "Feeds the text-to-image generator."),
         "tokenizer": tok_path.name,
+        "tokenizer_sha256": hashlib.sha256(tok_path.read_bytes()).hexdigest(),
         "max_length": MAX_LENGTH,
         "dim": DIM,
         "precision": precision,

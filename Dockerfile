@@ -11,12 +11,16 @@ ARG PIP_CA_BUNDLE=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY app ./app
+# Every dependency from the hashed locks (scripts/lock.sh): the service's, then for the GPU image the
+# onnxruntime-gpu swap with its CUDA/cuDNN wheels; the project itself without resolving anything again.
 RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install . \
+    && /opt/venv/bin/pip install --require-hashes -r requirements/serve.lock \
+    && /opt/venv/bin/pip install --no-deps . \
     && if [ "${ORT_PACKAGE}" != "onnxruntime" ]; then \
-         /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "${ORT_PACKAGE}"; \
+         /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install --require-hashes -r requirements/gpu.lock; \
        fi \
     && /opt/venv/bin/python -c "import onnxruntime, app.main; print(onnxruntime.get_available_providers())"
 
@@ -26,8 +30,10 @@ LABEL org.opencontainers.image.title="gan-image-service" \
 RUN groupadd --system --gid 10001 gan && useradd --system --uid 10001 --gid gan --home-dir /srv --shell /usr/sbin/nologin gan
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
-COPY --chown=gan:gan app ./app
-COPY --chown=gan:gan models ./models
+# Code and models belong to root and are read-only for the service's user: a compromised process cannot
+# rewrite what it serves.
+COPY --chmod=a=rX app ./app
+COPY --chmod=a=rX models ./models
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     GAN_HOST=0.0.0.0 GAN_PORT=8000 GAN_MODELS_DIR=/srv/models
 USER 10001:10001

@@ -9,10 +9,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The service's dependencies come from the hashed lock (requirements/serve.lock, scripts/lock.sh regenerates it);
+# the project itself on top, without resolving anything again.
 install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --require-hashes -r requirements/serve.lock
+	$(BIN)/pip install -q --no-deps -e .
 
-install-dev: $(BIN)/python
+# Training and test tools on top of the locked service (torch pinned in pyproject.toml).
+install-dev: install
 	$(BIN)/pip install -q -e '.[train,dev]'
 
 serve: install

@@ -61,5 +61,12 @@ with urllib.request.urlopen(req, timeout=120) as r:
     assert r.status == 200 and out.size == (80, 60), (r.status, out.size)
     print("upscale:", r.status, r.headers["X-Model"], out.size)
 PY
+# Code and models are read-only for the service's user.
+for path in /srv/app/main.py /srv/models/sr-x4.json /srv/app; do
+  if "$CHROOT" --userspec=10001:10001 "$mnt" /bin/sh -c "touch $path/.w 2>/dev/null || touch $path 2>/dev/null"; then
+    echo "$path is writable by the service's user"; exit 1
+  fi
+done
+echo "code and models: read-only for uid 10001"
 echo "image $TAG: OK"
 podman image prune -f >/dev/null 2>&1 || true

@@ -32,4 +32,5 @@ def test_cpu_image_builds_and_serves():
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "image localhost/gan-image-service:test: OK" in r.stdout
+    assert "code and models: read-only for uid 10001" in r.stdout
     assert '"status": "ready"' in r.stdout or "'status': 'ready'" in r.stdout

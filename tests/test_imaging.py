@@ -110,6 +110,30 @@ def test_animated_gif_uses_first_frame():
     assert d.frames == 3 and d.pixels[0, 0, 0] > 200 and d.pixels[0, 0, 2] < 50
 
 
+def test_frames_are_counted_only_up_to_a_bound():
+    """A TIFF of 40k tiny pages took 8 s of CPU to count: counting stops past MAX_FRAMES_COUNTED."""
+    from app import imaging
+
+    pages = [Image.new("L", (1, 1), i % 256) for i in range(imaging.MAX_FRAMES_COUNTED + 50)]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
+    d = decode(buf.getvalue())
+    assert d.frames == imaging.MAX_FRAMES_COUNTED + 1 and d.size == (1, 1)
+
+
+def test_only_accepted_formats_are_parsed_and_pillows_bomb_guard_stays_on(tmp_path):
+    from app import imaging
+    from app.config import Settings
+    from app.main import create_app
+
+    assert "EPS" not in imaging.OPENERS and "ICO" not in imaging.OPENERS
+    with pytest.raises(ApiError) as e:
+        decode(encoded(Image.new("RGB", (16, 16)), "ICO"))
+    assert e.value.status == 415
+    create_app(Settings(models_dir=tmp_path, max_input_pixels=200_000_000))
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS >= 400_000_000  # on, above our own limit
+
+
 @pytest.mark.parametrize("w,h", [(1, 1), (1, 1000), (1000, 1)])
 def test_extreme_shapes_decode(w, h):
     assert decode(png_bytes(Image.new("RGB", (w, h), "white"))).size == (w, h)

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from app import errors, upload, upscaler
+from app import errors, imaging, upload, upscaler
 from app.registry import Model
 from app.upscaler import Result
 
@@ -75,5 +75,6 @@ async def handle(
         "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
     }
     if result.frames > 1:
-        out["X-Frames-Used"] = f"1 of {result.frames}"
+        counted = result.frames <= imaging.MAX_FRAMES_COUNTED
+        out["X-Frames-Used"] = f"1 of {result.frames}" if counted else f"1 of more than {imaging.MAX_FRAMES_COUNTED}"
     return Response(result.body, media_type=result.media_type, headers=out)

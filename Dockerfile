@@ -13,6 +13,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY requirements ./requirements
 COPY app ./app
+COPY degradations ./degradations
 # Every dependency from the hashed locks (scripts/lock.sh): the service's, then for the GPU image the
 # onnxruntime-gpu swap with its CUDA/cuDNN wheels; the project itself without resolving anything again.
 RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
@@ -33,6 +34,7 @@ WORKDIR /srv
 # Code and models belong to root and are read-only for the service's user: a compromised process cannot
 # rewrite what it serves.
 COPY --chmod=a=rX app ./app
+COPY --chmod=a=rX degradations ./degradations
 COPY --chmod=a=rX models ./models
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     GAN_HOST=0.0.0.0 GAN_PORT=8000 GAN_MODELS_DIR=/srv/models

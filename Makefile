@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-dev bench-model clean
+.PHONY: serve test lint install install-dev bench-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ serve: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style and the walls between packages (pyproject.toml: [tool.ruff], [tool.importlinter]).
+lint: install-dev
+	$(BIN)/ruff check app training degradations bench tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

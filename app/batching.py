@@ -15,8 +15,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,7 +128,7 @@ class Batcher:
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _collect(self) -> list[_Item]:

@@ -30,7 +30,7 @@ class Budget:
         self.used += n - held
 
     @contextlib.contextmanager
-    def hold(self, n: int) -> Iterator["Reservation"]:
+    def hold(self, n: int) -> Iterator[Reservation]:
         self._take(n, 0)
         r = Reservation(self, n)
         token = _current.set(r)

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     t2i_cache_size: int = Field(1024, ge=0)
 
     # POST /degrade, method=pipeline: a JSON file {"light"|"medium"|"heavy": {parameter ranges}} replacing
-    # those presets of app/degradation.py (keys as its Pipeline model; unknown keys are an error at startup).
+    # those presets of degradations/pipeline.py (keys as its Pipeline model; unknown keys are an error at startup).
     degradation_presets: Path | None = None
 
     # POST /upscale?faces=true: the face model, and the sizes of face (its crop square, in input pixels)
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         if self.tile_overlap * 2 >= self.tile_size:
             raise ValueError(f"GAN_TILE_OVERLAP ({self.tile_overlap}) must be less than half of GAN_TILE_SIZE ({self.tile_size})")
         if self.face_min_px > self.face_max_px:

@@ -1,6 +1,6 @@
 """Degrade one image: decode -> (classical pipeline | learned model, tiled through its batcher) -> encode.
 
-- ``pipeline``: app/degradation.py with a strength preset; one whole image per job, through the
+- ``pipeline``: degradations/pipeline.py with a strength preset; one whole image per job, through the
   ``degrade-pipeline`` worker (a batcher of size 1: bounded queue, 503 when full, its own thread).
 - ``learned``: the High-to-Low model (task ``degradation``), tiles planned on the output grid, each tile
   given the request's noise vector. For a scale below the model's, the input is first enlarged (bicubic)
@@ -9,13 +9,13 @@ The seed fixes every random choice (pipeline draws, noise vector): same seed + s
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 from PIL import Image
 
-from app import budget, cpu, degradation, errors, imaging
+import degradations as degradation
+from app import budget, cpu, errors, imaging
 from app.config import Settings
 from app.registry import Model
 from app.tiling import TilePlan

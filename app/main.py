@@ -11,8 +11,8 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, cpu, errors, metrics
-from app.budget import Budget
 from app.auth import ApiKeyMiddleware
+from app.budget import Budget
 from app.config import Settings, get_settings
 from app.registry import Registry
 from app.routes import degrade, health, models, page, text_to_image, upscale

@@ -105,12 +105,12 @@ class Registry:
                 self.drop(m.name, str(e))
 
     def _load_pipeline(self) -> None:
-        from app import degradation
+        import degradations as degradation
         from app.degrader import pipeline_runner
 
         presets = degradation.load_presets(self.settings.degradation_presets)  # a bad file stops startup
         card = {"name": "degrade-pipeline", "task": "degradation-pipeline", "scales": [1, 2, 4],
-                "description": "The classical real-world degradation pipeline (app/degradation.py), no model file: two stages of "
+                "description": "The classical real-world degradation pipeline (degradations/pipeline.py), no model file: two stages of "
                                "blur, resize, noise and JPEG, then a final resize with sinc filter and JPEG. POST /degrade?method=pipeline.",
                 "presets": {k: v.model_dump(mode="json") for k, v in presets.items()}}
         batcher = Batcher("degrade-pipeline", pipeline_runner(presets), 1, 0.0, self.settings.max_queue)

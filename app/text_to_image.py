@@ -20,8 +20,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import contextlib
+import hashlib
 import mmap
 from collections import OrderedDict
 from dataclasses import dataclass

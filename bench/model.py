@@ -63,9 +63,9 @@ def eager(model: str, tile: int, batches: list[int], repeat: int) -> None:
     for b in batches:
         x = np.random.rand(b, 3, tile, tile).astype(np.float32)
         xt = torch.from_numpy(x)
-        t_ort = median_time(lambda: sess.run(None, {"image": x}), repeat=repeat)
+        t_ort = median_time(lambda x=x: sess.run(None, {"image": x}), repeat=repeat)
         with torch.inference_mode():
-            t_pt = median_time(lambda: net(xt).clamp(0, 1), repeat=repeat)
+            t_pt = median_time(lambda xt=xt: net(xt).clamp(0, 1), repeat=repeat)
         gflop = flops_px * b * tile**2 / 1e9
         for name, t in (("onnxruntime", t_ort), ("pytorch eager", t_pt)):
             rows.append([name, b, f"{tile}->{tile * card['scale']}", b / t, gflop / t, f"{100 * gflop / t / peak:.0f}%"])

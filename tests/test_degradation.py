@@ -1,4 +1,4 @@
-"""The classical degradation pipeline (app/degradation.py): pure, seeded, the right sizes, each step sound."""
+"""The classical degradation pipeline (degradations/pipeline.py): pure, seeded, the right sizes, each step sound."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from app import degradation as D
+from degradations import pipeline as D
 from tests.helpers import photo
 
 
@@ -100,7 +100,7 @@ def test_parameters_are_typed_and_closed():
 
 def test_jpeg_stage_takes_sides_beyond_what_jpeg_can_hold():
     """/degrade on inputs wider than about 43k px gave 500: the JPEG stage could not encode the intermediate."""
-    from app import degradation
+    from degradations import pipeline as degradation
 
     img = np.tile(photo(64, 16).astype(np.float32) / 255, (1, 1024, 1))[:, : degradation.JPEG_MAX_SIDE + 40]
     out = degradation.jpeg(img, 90)

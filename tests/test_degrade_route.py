@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, png_bytes, photo, write_box_degrader, write_nearest_model
+from tests.helpers import ServerProcess, photo, png_bytes, write_box_degrader, write_nearest_model
 
 
 @pytest.fixture(scope="module")

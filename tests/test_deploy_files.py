@@ -11,7 +11,6 @@ import yaml
 
 from tests.helpers import ROOT
 
-
 # The dev extra installs hadolint into the environment's bin/, which need not be on PATH.
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
 

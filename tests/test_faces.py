@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from app import faces
-from training import data
 from tests.helpers import ROOT, SHARED, ServerProcess, photo, png_bytes
+from training import data
 
 FACES_TEST = SHARED / "faces" / "UTKFace" / "test"
 

@@ -153,7 +153,7 @@ def test_draining_app_is_not_ready(nearest_models):
         assert r.status_code == 503 and r.json()["status"] == "draining" and "retry-after" in r.headers
 
 
-def trickle(url: str, seconds: float, path: str = "/upscale?scale=2") -> "threading.Thread":
+def trickle(url: str, seconds: float, path: str = "/upscale?scale=2") -> threading.Thread:
     """A client that declares a 100 kB body and sends a byte every 0.1 s for ``seconds``; returns its thread."""
     import select
     import socket

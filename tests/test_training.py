@@ -9,11 +9,11 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from training import nets  # noqa: E402
-from training.export import check_parity, export_run  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.train_sr import train  # noqa: E402
 from tests.helpers import photo  # noqa: E402
+from training import nets  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.export import check_parity, export_run  # noqa: E402
+from training.train_sr import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +214,11 @@ def test_span_family_is_conv_only_and_exports_with_dynamic_sizes(image_dir, tmp_
         net = nets.build("span", {"scale": scale})
         assert nets.flops_per_input_pixel(net) <= 700_000 and nets.count_params(net) <= 1_500_000
         x = torch.rand(1, 3, 7, 9)
-        with torch.no_grad():  # untrained: exactly the nearest-neighbour upscale (the anchor)
-            assert torch.equal(net(x), x.repeat_interleave(scale, 2).repeat_interleave(scale, 3))
+        with torch.no_grad():  # untrained: its anchor, torch's bicubic upscale (edges included), or nearest
+            bicubic = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+            assert torch.allclose(net(x), bicubic, atol=1e-5)
+            nearest = nets.build("span", {"scale": scale, "anchor": "nearest"})
+            assert torch.equal(nearest(x), x.repeat_interleave(scale, 2).repeat_interleave(scale, 3))
     net = nets.build("span", {"scale": 2, "channels": 8, "blocks": 2})
     torch.nn.init.normal_(net.up.weight, std=0.1)  # a non-trivial net
     export_onnx(net.eval(), tmp_path / "span.onnx")
@@ -223,8 +226,8 @@ def test_span_family_is_conv_only_and_exports_with_dynamic_sizes(image_dir, tmp_
     ops = {n.op_type for n in onnx.load(str(tmp_path / "span.onnx")).graph.node}
     assert "Resize" not in ops and "Conv" in ops  # no interpolation op: the anchor is a channel repeat
     res = nets.build("span", {"scale": 4, "block": "res", "blocks": 6})
-    # head 3->48, 12 body convs 48->48, 1x1 mix 144->48, up 48->48 (3 x 16 sub-pixels)
-    assert nets.flops_per_input_pixel(res) == 2 * (9 * 3 * 48 + 12 * 9 * 48 * 48 + 144 * 48 + 9 * 48 * 48)
+    # head 3->48, 12 body convs 48->48, 1x1 mix 144->48, up 48->48 (3 x 16 sub-pixels), the 5x5 bicubic anchor
+    assert nets.flops_per_input_pixel(res) == 2 * (9 * 3 * 48 + 12 * 9 * 48 * 48 + 144 * 48 + 9 * 48 * 48 + 25 * 48)
     cfg = tiny(image_dir, tmp_path / "run", 20, arch="span", net={"channels": 8, "blocks": 2})
     train(cfg, progress=False)
     ls = losses(tmp_path / "run")

@@ -10,17 +10,17 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from tests.helpers import photo  # noqa: E402
 from training import data, discriminators, losses  # noqa: E402
 from training.config import GanConfig, H2LTrainConfig, TrainConfig  # noqa: E402
 from training.export import export_run  # noqa: E402
-from tests.helpers import photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     """HR photos, real-LR-like photos (small, JPEG q=30) and a one-image benchmark folder."""
     root = tmp_path_factory.mktemp("gan-data")
-    for sub, n in (("hr", 6), ("lq", 10), ("bench", 1)):
+    for sub in ("hr", "lq", "bench"):
         (root / sub).mkdir()
     for i in range(6):
         Image.fromarray(photo(96, 96, seed=i)).save(root / "hr" / f"{i}.png")

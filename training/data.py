@@ -68,7 +68,7 @@ def bicubic_lr(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarr
 
 
 def pipeline_lr(preset: str = "medium") -> LRMaker:
-    from app.degradation import PRESETS, degrade
+    from degradations import PRESETS, degrade
 
     params = PRESETS[preset]
     return lambda hr, scale, rng: degrade(hr, scale, rng, params)

@@ -19,7 +19,7 @@ DEGRADED_PRESET = "light"
 
 def face_pairs(folders: list[str], seed: int = 0) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """{"bicubic": [(lr, hr)...], "degraded": [...]}: every face resized to 128 px (HR) and its 32 px LR."""
-    from app.degradation import PRESETS, degrade
+    from degradations import PRESETS, degrade
 
     hrs = [data.resize_short_side(im, HR_SIZE)[:HR_SIZE, :HR_SIZE] for im in data.load_images(data.list_images(folders), progress=False)]
     if not hrs:

@@ -21,8 +21,17 @@ from tqdm import tqdm
 from training import data, discriminators, losses, metrics, nets
 from training.config import GanConfig
 from training.train_sr import (
-    _truncate_stats, center_crop, describe_device, ema_update, load_ema, log, Meter, restore, save_checkpoint,
-    split_holdout, start_run,
+    Meter,
+    _truncate_stats,
+    center_crop,
+    describe_device,
+    ema_update,
+    load_ema,
+    log,
+    restore,
+    save_checkpoint,
+    split_holdout,
+    start_run,
 )
 
 

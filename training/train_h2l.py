@@ -36,9 +36,16 @@ from training import data, discriminators, losses, nets
 from training import degradation_stats as dstats
 from training.config import H2LTrainConfig
 from training.train_sr import (
-    Meter, _truncate_stats, describe_device, ema_update, log, restore, save_checkpoint, split_holdout, start_run,
+    Meter,
+    _truncate_stats,
+    describe_device,
+    ema_update,
+    log,
+    restore,
+    save_checkpoint,
+    split_holdout,
+    start_run,
 )
-
 
 HP_GAIN = 10.0  # the residual is small (a few % of the range): bring it to order 1 for the discriminator
 

@@ -14,10 +14,9 @@ embed captions, so the generator learns from the very embeddings the service wil
 """
 from __future__ import annotations
 
-import hashlib
-
 import csv
 import datetime as dt
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -162,6 +161,7 @@ def cosine_parity(got: np.ndarray, ref: np.ndarray) -> dict:
 def export_encoder(out_dir: str | Path, captions_csv: str | Path, n_parity: int = 1000, quantize: bool = True) -> dict:
     """Write NAME.onnx, NAME.tokenizer.json and NAME.json (card) into out_dir; return the card."""
     import torch
+
     from training.export import sha256_file, write_metadata
 
     out_dir = Path(out_dir)

@@ -28,8 +28,17 @@ from tqdm import tqdm
 
 from training.t2i import data as t2i_data
 from training.t2i.nets import Discriminator, Generator, T2IConfig, config_dict, count_params
-from training.train_sr import (Meter, _truncate_stats, describe_device, load_onnx_weights, log, onnx_state, restore,
-                               save_checkpoint, start_run)
+from training.train_sr import (
+    Meter,
+    _truncate_stats,
+    describe_device,
+    load_onnx_weights,
+    log,
+    onnx_state,
+    restore,
+    save_checkpoint,
+    start_run,
+)
 
 N_CLASS_IDS = 103  # the auxiliary classifier's outputs: class ids 1..102 (0 unused)
 

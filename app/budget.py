@@ -69,9 +69,23 @@ def image_bytes(width: int, height: int, scale: float, sample_bytes: int, body: 
     return body + inp + 2 * out
 
 
-def tile_bytes(tile_h: int, tile_w: int, scale: int, ahead: int, out_width: int, overlap: int) -> int:
-    """The tiles a request has queued ahead (float32 input and output of each) and the stitcher's two blend
-    strips (app/tiling.py): the rest of what an upscale holds."""
-    per_tile = 3 * 4 * (tile_h * tile_w + tile_h * scale * tile_w * scale)
+AHEAD_BYTES = 128 * 2**20  # tiles a request queues ahead: two batches, but no more than this (and at least two tiles)
+
+
+def one_tile(tile_h: int, tile_w: int, scale: int) -> int:
+    """Bytes of one tile in flight: its float32 input and output."""
+    return 3 * 4 * (tile_h * tile_w + tile_h * scale * tile_w * scale)
+
+
+def tiles_ahead(tile_h: int, tile_w: int, scale: int, max_batch: int) -> int:
+    """How many tiles a request keeps queued ahead of its stitcher (app/upscaler.py): enough to fill two
+    batches, within AHEAD_BYTES."""
+    return max(2, min(2 * max_batch, AHEAD_BYTES // one_tile(tile_h, tile_w, scale)))
+
+
+def tile_bytes(tile_h: int, tile_w: int, scale: int, max_batch: int, out_width: int, overlap: int) -> int:
+    """The tiles a request has queued ahead, as many again for the batch outputs being stitched (a batch's output
+    array lives until its last tile is blended), and the stitcher's two blend strips (app/tiling.py): the rest of
+    what an upscale holds."""
     strips = 3 * 4 * (overlap + 1) * scale * (out_width + tile_h * scale)
-    return ahead * per_tile + strips
+    return 2 * tiles_ahead(tile_h, tile_w, scale, max_batch) * one_tile(tile_h, tile_w, scale) + strips

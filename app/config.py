@@ -53,7 +53,7 @@ class Settings(BaseSettings):
 
     # Tiling (in input pixels): an image side up to tile_size runs whole, at its own size; a longer side is cut
     # into the fewest equal tiles of at most tile_size, neighbours sharing at least tile_overlap pixels.
-    tile_size: int = Field(256, ge=16)
+    tile_size: int = Field(512, ge=16)
     tile_overlap: int = Field(12, ge=0)
 
     # Dynamic batching, per model.

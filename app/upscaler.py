@@ -48,14 +48,14 @@ async def tiled(
     """Run ``pixels`` through the model tile by tile (see TilePlan.cut for ``in_scale``); ``extra`` are further
     model inputs given with every tile (the degradation model's noise vector).
 
-    Tiles are cut and queued in raster order, at most ``2 x max_batch`` ahead of the stitcher: enough to keep
-    the batcher fed, while memory stays a few tiles plus the output, whatever the image's size.
+    Tiles are cut and queued in raster order, two batches ahead of the stitcher (within budget.AHEAD_BYTES):
+    enough to keep the batcher fed, while memory stays a few tiles plus the output, whatever the image's size.
     """
     stitcher = Stitcher(plan, pixels.dtype.type)
     model.batcher.observe_request(plan.count)
     metrics.IMAGE_PIXELS.labels(model.name).inc(plan.height * plan.width)
     metrics.COMPUTED_PIXELS.labels(model.name).inc(plan.computed_pixels)
-    ahead = 2 * model.batcher.max_batch
+    ahead = budget.tiles_ahead(plan.tile_h, plan.tile_w, plan.scale, model.batcher.max_batch)
     positions = plan.positions()
     pending: deque[asyncio.Future] = deque()
 
@@ -123,7 +123,7 @@ async def run(
         )
     plan = TilePlan(h, w, settings.tile_size, settings.tile_overlap, model.scale)
     budget.need(budget.image_bytes(w, h, model.scale, image.pixels.itemsize, 2 * len(data))
-                + budget.tile_bytes(plan.tile_h, plan.tile_w, model.scale, 2 * model.batcher.max_batch, out_size[0], settings.tile_overlap))
+                + budget.tile_bytes(plan.tile_h, plan.tile_w, model.scale, model.batcher.max_batch, out_size[0], settings.tile_overlap))
     fmt = image.output_format(fmt, out_size)
     pixels = await tiled(model, image.pixels, image.maxval, plan, is_disconnected=is_disconnected)
     headers = {}

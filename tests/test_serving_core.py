@@ -203,7 +203,7 @@ def test_memory_budget_refuses_at_once_past_its_limit(slow_models):
     from app.budget import image_bytes, tile_bytes
 
     plan = TilePlan(480, 480, 32, 8, 2)  # what BIG holds once decoded (app/upscaler.py)
-    need = image_bytes(480, 480, 2, 1, 2 * len(BIG)) + tile_bytes(plan.tile_h, plan.tile_w, 2, 2 * 4, 960, 8)
+    need = image_bytes(480, 480, 2, 1, 2 * len(BIG)) + tile_bytes(plan.tile_h, plan.tile_w, 2, 4, 960, 8)
     srv = start(slow_models, max_inflight_bytes=need + len(BIG) // 2)  # room for one BIG, not for a second body
     try:
         t, first = saturate(srv)

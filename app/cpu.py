@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from app import errors
+from app import errors, metrics
 
 T = TypeVar("T")
 
@@ -49,5 +49,8 @@ async def run(fn: Callable[..., T], *args, admit: bool = False) -> T:
     return await _pool.run(fn, *args, admit=admit)
 
 
-def pending() -> int:
-    return _pool.pending
+def shutdown() -> None:
+    _pool.shutdown()
+
+
+metrics.CPU_STAGES.set_function(lambda: _pool.pending)

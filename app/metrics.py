@@ -23,6 +23,7 @@ COMPUTED_PIXELS = Counter(
     "gan_computed_pixels_total", "input pixels a model computed (tiles' overlaps counted twice): over gan_image_pixels_total, "
     "the share of extra work tiling costs", ["model"]
 )
+CPU_STAGES = Gauge("gan_cpu_stages", "request CPU stages (decode, stitch, encode) queued or running (GAN_CPU_QUEUE)")
 INFLIGHT_BYTES = Gauge("gan_inflight_bytes", "bytes reserved by the requests in flight (GAN_MAX_INFLIGHT_BYTES)")
 BUDGET_REFUSED = Counter("gan_budget_refused_total", "requests refused (503) because the memory budget was full")
 PROVIDER = Gauge("gan_model_info", "loaded models and the execution provider each runs on", ["model", "provider"])

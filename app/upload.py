@@ -8,6 +8,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from app import errors
 
+DISCARD_TIMEOUT_S = 5.0
+
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, refusing it (413) as soon as it passes max_bytes, Content-Length or not."""
@@ -31,11 +33,12 @@ async def discard_body(request: Request, max_bytes: int) -> None:
     reading the answer (most HTTP clients without Expect: 100-continue) gets an early error response."""
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                return
-    except Exception:  # already consumed, or the client went away: nothing left to drop
+        async with asyncio.timeout(DISCARD_TIMEOUT_S):  # a slow client is not waited for: the answer goes anyway
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    return
+    except Exception:  # already consumed, the client went away, or it is too slow: nothing left to drop
         return
 
 

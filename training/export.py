@@ -255,8 +255,6 @@ def export_fp16(fp32_path: str | Path, bench: list[str]) -> dict:
     import onnxruntime as ort
     from onnxconverter_common import float16
 
-    from training.evaluate import evaluate_onnx
-
     fp32_path = Path(fp32_path)
     base = json.loads(fp32_path.with_suffix(".json").read_text())
     name = f"{base['name']}-fp16"
@@ -269,18 +267,29 @@ def export_fp16(fp32_path: str | Path, bench: list[str]) -> dict:
               np.random.default_rng(0).random((2, 3, 24, 20), dtype=np.float32)):
         if np.isnan(sess.run(None, {"image": x})[0]).any():
             raise RuntimeError(f"{out.name} produces NaN")
+    return write_variant(fp32_path, out, "fp16", bench, lambda diff: abs(diff) > FP16_MAX_PSNR_DROP,
+                         " Float16 weights and compute (I/O float32): for GPUs.")
+
+
+def write_variant(fp32_path: Path, out: Path, precision: str, bench: list[str], fails, note: str, extra: dict | None = None) -> dict:
+    """The card of ``out``, a lower-precision copy of the exported ``fp32_path``: measured on the benchmark sets
+    beside the float file; refused (the file removed) where ``fails(psnr difference in dB)`` on any set."""
+    from training.evaluate import evaluate_onnx
+
+    base = json.loads(fp32_path.with_suffix(".json").read_text())
     metrics = evaluate_onnx(out, bench, base["scale"])
     reference = evaluate_onnx(fp32_path, bench, base["scale"])
     parity = {}
     for bench_name, m in metrics.items():
         ref = reference[bench_name]["psnr_y"]
-        parity[bench_name] = {"fp32_psnr_y": ref, "fp16_psnr_y": m["psnr_y"], "diff_db": round(m["psnr_y"] - ref, 4)}
-        if abs(m["psnr_y"] - ref) > FP16_MAX_PSNR_DROP:
-            raise RuntimeError(f"fp16 parity failed on {bench_name}: {m['psnr_y']} vs {ref} dB")
+        parity[bench_name] = {"fp32_psnr_y": ref, f"{precision}_psnr_y": m["psnr_y"], "diff_db": round(m["psnr_y"] - ref, 4)}
+        if fails(m["psnr_y"] - ref):
+            out.unlink()
+            raise RuntimeError(f"{precision} parity failed on {bench_name}: {m['psnr_y']} vs {ref} dB")
     card = {
-        **base, "name": name, "precision": "fp16", "variant_of": base["name"],
-        "description": base.get("description", "") + " Float16 weights and compute (I/O float32): for GPUs.",
-        "metrics": metrics, "fp16_parity": parity, "onnx": {"file": out.name, "opset": base["onnx"]["opset"]},
+        **base, "name": out.stem, "precision": precision, "variant_of": base["name"],
+        "description": base.get("description", "") + note, "metrics": metrics, f"{precision}_parity": parity,
+        **(extra or {}), "onnx": {"file": out.name, "opset": base["onnx"]["opset"]},
     }
     card.pop("parity_max_abs_diff", None)
     write_metadata(out, card)

@@ -68,32 +68,11 @@ def quantize_file(fp32_path: Path, out_path: Path, calib: list[str], scale: int,
 def export_int8(fp32_path: str | Path, bench: list[str], calib: list[str], keep_float: bool = True,
                 max_drop: float = MAX_PSNR_DROP) -> dict:
     """NAME-int8.onnx + card beside NAME.onnx, checked on the benchmark sets against the float file."""
-    from training.evaluate import evaluate_onnx
-    from training.export import sha256_file, write_metadata
+    from training.export import write_variant
 
     fp32_path = Path(fp32_path)
     base = json.loads(fp32_path.with_suffix(".json").read_text())
-    name = f"{base['name']}-int8"
-    out = fp32_path.with_name(f"{name}.onnx")
+    out = fp32_path.with_name(f"{base['name']}-int8.onnx")
     how = quantize_file(fp32_path, out, calib, base["scale"], keep_float)
-    metrics = evaluate_onnx(out, bench, base["scale"])
-    reference = evaluate_onnx(fp32_path, bench, base["scale"])
-    parity = {}
-    for bench_name, m in metrics.items():
-        ref = reference[bench_name]["psnr_y"]
-        parity[bench_name] = {"fp32_psnr_y": ref, "int8_psnr_y": m["psnr_y"], "diff_db": round(m["psnr_y"] - ref, 4)}
-        if ref - m["psnr_y"] > max_drop:
-            out.unlink()
-            raise RuntimeError(f"int8 parity failed on {bench_name}: {m['psnr_y']} vs {ref} dB (more than {max_drop} dB lower)")
-    card = {
-        **base, "name": name, "precision": "int8", "variant_of": base["name"],
-        "description": base.get("description", "") + " int8 weights and activations (I/O float32): for CPUs.",
-        "metrics": metrics, "int8_parity": parity, "quantization": how,
-        "onnx": {"file": out.name, "opset": base["onnx"]["opset"]},
-    }
-    card.pop("parity_max_abs_diff", None)
-    write_metadata(out, card)
-    card["onnx"]["sha256"] = sha256_file(out)
-    card["onnx"]["bytes"] = out.stat().st_size
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return write_variant(fp32_path, out, "int8", bench, lambda diff: -diff > max_drop,
+                         " int8 weights and activations (I/O float32): for CPUs.", {"quantization": how})

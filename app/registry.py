@@ -91,7 +91,8 @@ class Registry:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
                 tokenizer = text_to_image.load_tokenizer(card_path, card, s.verify_sha256) if card.get("task") == text_to_image.ENCODER_TASK else None
-                batcher = Batcher(name, session.run, text_to_image.max_batch(card, onnx_path, s.max_batch), s.max_wait_ms, s.max_queue)
+                batch = text_to_image.max_batch(card, onnx_path, s.batch_for(card.get("task"), session.device != "cpu"))
+                batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
                 log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)
@@ -125,7 +126,7 @@ class Registry:
         for m in list(self.models.values()):
             try:
                 if m.task in text_to_image.TEXT_TASKS:  # token and embedding inputs, no image
-                    for batch in sorted({1, self.settings.max_batch}):
+                    for batch in sorted({1, m.batcher.max_batch}):
                         text_to_image.warmup(m, batch)
                     continue
                 tile = self.settings.tile_size
@@ -134,7 +135,7 @@ class Registry:
                 if m.session.device == "cpu":  # shapes vary (whole images): one small run initialises the session
                     m.session.warmup(1, min(tile, 64 if m.task != "degradation" else 64 * m.scale))
                     continue
-                for batch in sorted({1, self.settings.max_batch}):  # the tile shapes seen alone and under load
+                for batch in sorted({1, m.batcher.max_batch}):  # the tile shapes seen alone and under load
                     m.session.warmup(batch, tile)
             except Exception as e:  # a model that cannot run is not served; the others are
                 self.drop(m.name, f"warm-up failed: {type(e).__name__}: {e}")

@@ -56,35 +56,37 @@ class _Item:
 
 class Batcher:
     def __init__(
-        self, name: str, run: Callable[..., np.ndarray], max_batch: int, max_wait_ms: float, max_queue: int
+        self, name: str, run: Callable[..., np.ndarray], max_batch: int, max_wait_ms: float, max_queue: int, workers: int = 1
     ) -> None:
         self.name, self.run = name, run
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.in_flight = 0  # admitted requests not yet finished
         self._items: deque[_Item] = deque()
-        self._running: list[_Item] = []
+        self._running: dict[int, list[_Item]] = {}  # worker -> the batch it is computing
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        # One inference thread per model: session calls never queue behind other work in the default pool.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
+        self.workers = workers
+        self._tasks: list[asyncio.Task] = []
+        # Inference threads of their own (``workers`` session calls at a time): never queued behind other work.
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
         metrics.QUEUE_DEPTH.labels(name).set_function(lambda: self.depth)
         metrics.IN_FLIGHT.labels(name).set_function(lambda: self.in_flight)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._worker(), name=f"batcher-{self.name}")
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"batcher-{self.name}-{i}") for i in range(self.workers)]
 
     @property
     def alive(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for it in (*self._running, *self._items):
+                await t
+        for it in (*(i for batch in self._running.values() for i in batch), *self._items):
             if not it.future.done():
                 it.future.cancel()
         self._items.clear()
@@ -171,10 +173,10 @@ class Batcher:
                 if not it.future.done():
                     it.future.set_exception(e)
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int = 0) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = self._running = await self._collect()
+            batch = self._running[index] = await self._collect()
             if not batch:  # every candidate was cancelled while we waited
                 continue
             try:
@@ -195,4 +197,4 @@ class Batcher:
                 log.exception("model %s failed on a batch of %d tiles; running them one by one", self.name, len(batch))
                 await self._one_by_one(batch)
             finally:
-                self._running = []
+                self._running[index] = []

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # keeps every core busy, and a batch of 8 ran 0.9x as fast per tile) and 8 for the small text models.
     max_batch: int = Field(0, ge=0)
     max_wait_ms: float = Field(5.0, ge=0)
+    # Session calls of one model that may run at once (its batches of different requests side by side).
+    model_workers: int = Field(1, ge=1)
     max_queue: int = Field(32, ge=1, description="requests in flight per model before new ones get 503")
     request_timeout_s: float = Field(120.0, gt=0)
     retry_after_s: int = Field(1, ge=0)

@@ -92,7 +92,7 @@ class Registry:
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
                 tokenizer = text_to_image.load_tokenizer(card_path, card, s.verify_sha256) if card.get("task") == text_to_image.ENCODER_TASK else None
                 batch = text_to_image.max_batch(card, onnx_path, s.batch_for(card.get("task"), session.device != "cpu"))
-                batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue)
+                batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue, s.model_workers)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
                 log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)

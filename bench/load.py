@@ -127,6 +127,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64], help="--batching: client counts")
     p.add_argument("--max-wait-ms", type=float, default=5)
     p.add_argument("--overhead-only", action="store_true", help="only the 256x256 service-vs-session overhead")
+    p.add_argument("--env", nargs="*", default=[], help="settings for the service, e.g. GAN_MODEL_WORKERS=2")
     args = p.parse_args()
     card = json.loads(Path(f"models/{args.model}.json").read_text())
     scale = card["scale"]
@@ -146,7 +147,7 @@ def main() -> None:
             print(f"clients={on[2]}: batching/unbatched throughput = {on[5] / off[5]:.2f}x, p50 {on[7]:.0f} vs {off[7]:.0f} ms")
         return
     cases = [(int(a), int(b)) for a, b in (c.split(":") for c in args.cases)]
-    rows = run_mode("service", service(), args.model, cases, per, scale)
+    rows = run_mode("service", service(dict(a.split("=", 1) for a in args.env)), args.model, cases, per, scale)
     naive = ServerProcess(args=["bench.naive", f"models/{card['onnx']['file']}"], ready="/docs")
     rows += run_mode("naive FastAPI + ORT", naive, args.model, cases, per, scale)
     print(f"# {args.model} ({card['onnx']['file']}), x{scale} PNG, {per} requests per client; {machine()}")

@@ -23,19 +23,21 @@ from bench.common import machine, median_time, sgemm_gflops, table
 SETS = ("Set5", "Set14", "BSD68")
 
 
-def ms_per_mp(path: Path, size: int, repeat: int) -> float:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def ms_per_mp(path: Path, size: int, repeat: int, threads: int = 0) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     return 1000 * median_time(lambda: sess.run(None, {"image": x}), repeat=repeat) / (size * size / 1e6)
 
 
-def pareto(folder: Path, size: int, repeat: int) -> None:
+def pareto(folder: Path, size: int, repeat: int, threads: int = 0) -> None:
     cards = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if not p.name.endswith(".tokenizer.json")]
     cards = [c for c in cards if c.get("task") == "super-resolution" and c.get("precision") != "fp16"]
     peak = sgemm_gflops()
     rows, fp32_ms = [], {}
     for c in sorted(cards, key=lambda c: (c.get("variant_of", c["name"]), c.get("precision", ""))):
-        ms = ms_per_mp(folder / c["onnx"]["file"], size, repeat)
+        ms = ms_per_mp(folder / c["onnx"]["file"], size, repeat, threads)
         flops = c["flops_per_input_pixel"]
         base = c.get("variant_of")
         speed = f"{fp32_ms[base] / ms:.2f}x" if base in fp32_ms else ""
@@ -44,7 +46,8 @@ def pareto(folder: Path, size: int, repeat: int) -> None:
         psnr = [f"{c['metrics'][s]['psnr_y']:.2f}" if s in c.get("metrics", {}) else "-" for s in SETS]
         rows.append([c["name"], f"x{c['scale']}", c.get("precision", "fp32"), f"{c['params'] / 1e3:.0f}K", f"{flops / 1e6:.2f}",
                      f"{ms:.0f}", speed, f"{flops * 1e6 / (ms / 1000) / 1e9:.0f}", *psnr])
-    print(f"# upscalers in {folder}: {size}x{size} input, whole image, ONNX Runtime CPU; {machine()}; sgemm {peak:.0f} GFLOP/s")
+    print(f"# upscalers in {folder}: {size}x{size} input, whole image, ONNX Runtime CPU, {threads or 'all'} intra-op threads; "
+          f"{machine()}; sgemm {peak:.0f} GFLOP/s")
     print(table(["model", "scale", "precision", "params", "MFLOP / input px", "ms / input MP", "vs fp32", "GFLOP/s",
                  *(f"{s} Y-PSNR" for s in SETS)], rows))
 
@@ -82,11 +85,12 @@ def main() -> None:
     p.add_argument("--tile", type=int, default=96)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads for the table (0: all cores)")
     args = p.parse_args()
     if args.eager:
         eager(args.eager, args.tile, args.batches, args.repeat)
     else:
-        pareto(Path(args.models), args.size, args.repeat)
+        pareto(Path(args.models), args.size, args.repeat, args.threads)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ def training_summary(ck: dict, run_dir: Path | None = None) -> dict:
     init, init_card = tc.get("init", ""), {}
     if init.endswith(".onnx") and Path(init).with_suffix(".json").exists():  # started from an exported model: how it was made
         init_card = json.loads(Path(init).with_suffix(".json").read_text())
+    elif init.endswith(".pt") and Path(init).exists():  # started from another run's checkpoint: that run's summary
+        init_card = {"training": training_summary(torch.load(init, map_location="cpu", weights_only=False), Path(init).parent)}
     return {
         "command": tc["command"],
         **({"resumed_with": resumed} if resumed else {}),

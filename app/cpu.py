@@ -33,9 +33,6 @@ class CpuPool:
         finally:
             self.pending -= 1
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
 
 _pool = CpuPool(4, 64)
 
@@ -47,10 +44,6 @@ def configure(workers: int, max_waiting: int, retry_after_s: int) -> None:
 
 async def run(fn: Callable[..., T], *args, admit: bool = False) -> T:
     return await _pool.run(fn, *args, admit=admit)
-
-
-def shutdown() -> None:
-    _pool.shutdown()
 
 
 metrics.CPU_STAGES.set_function(lambda: _pool.pending)

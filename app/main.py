@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.draining = True
         await registry.stop()
-        cpu.shutdown()
 
     app = FastAPI(
         title="GAN image service",

@@ -31,11 +31,11 @@ LABEL org.opencontainers.image.title="gan-image-service" \
 RUN groupadd --system --gid 10001 gan && useradd --system --uid 10001 --gid gan --home-dir /srv --shell /usr/sbin/nologin gan
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
-# Code and models belong to root and are read-only for the service's user: a compromised process cannot
-# rewrite what it serves.
-COPY --chmod=a=rX app ./app
-COPY --chmod=a=rX degradations ./degradations
-COPY --chmod=a=rX models ./models
+# Code and models belong to root (COPY without --chown) and are read-only for the service's user: a compromised
+# process cannot rewrite what it serves.
+COPY app ./app
+COPY degradations ./degradations
+COPY models ./models
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     GAN_HOST=0.0.0.0 GAN_PORT=8000 GAN_MODELS_DIR=/srv/models
 USER 10001:10001

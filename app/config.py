@@ -81,11 +81,11 @@ class Settings(BaseSettings):
     face_min_px: int = Field(16, ge=8)
     face_max_px: int = Field(64, ge=8)
 
-    def batch_for(self, task: str | None, gpu: bool) -> int:
-        """GAN_MAX_BATCH, or its automatic value for a model of ``task`` on a GPU or a CPU."""
+    def batch_for(self, text: bool, gpu: bool) -> int:
+        """GAN_MAX_BATCH, or its automatic value for a text model or an image model, on a GPU or a CPU."""
         if self.max_batch:
             return self.max_batch
-        return 8 if gpu or task in ("text-encoder", "text-to-image") else 1
+        return 8 if gpu or text else 1
 
     @field_validator("required_models", mode="before")
     @classmethod

@@ -91,7 +91,7 @@ class Registry:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
                 tokenizer = text_to_image.load_tokenizer(card_path, card, s.verify_sha256) if card.get("task") == text_to_image.ENCODER_TASK else None
-                batch = text_to_image.max_batch(card, onnx_path, s.batch_for(card.get("task"), session.device != "cpu"))
+                batch = text_to_image.max_batch(card, onnx_path, s.batch_for(card.get("task") in text_to_image.TEXT_TASKS, session.device != "cpu"))
                 batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue, s.model_workers)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)

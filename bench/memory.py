@@ -46,7 +46,7 @@ def encode(img: np.ndarray, fmt: str) -> bytes:
 
 def bound_mb(w: int, h: int, scale: int, body: int, s: Settings) -> float:
     plan = TilePlan(h, w, s.tile_size, s.tile_overlap, scale)
-    return (image_bytes(w, h, scale, 1, 2 * body) + tile_bytes(plan.tile_h, plan.tile_w, scale, s.batch_for("super-resolution", False), w * scale, s.tile_overlap)) / 2**20
+    return (image_bytes(w, h, scale, 1, 2 * body) + tile_bytes(plan.tile_h, plan.tile_w, scale, s.batch_for(text=False, gpu=False), w * scale, s.tile_overlap)) / 2**20
 
 
 async def post_all(url: str, bodies: list[bytes]) -> list[int]:

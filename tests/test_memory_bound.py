@@ -64,7 +64,7 @@ def test_peak_rss_of_a_request_is_within_the_documented_bound(nearest_models):
                 assert r.status_code == 200 and r.headers["x-output-size"] == f"{4 * w}x{4 * h}", (name, r.text[:200])
                 plan = TilePlan(h, w, settings.tile_size, settings.tile_overlap, 4)
                 bound = image_bytes(w, h, 4, sample, 2 * len(body)) + tile_bytes(
-                    plan.tile_h, plan.tile_w, 4, settings.batch_for("super-resolution", False), 4 * w, settings.tile_overlap)
+                    plan.tile_h, plan.tile_w, 4, settings.batch_for(text=False, gpu=False), 4 * w, settings.tile_overlap)
                 grew = kib(pid, "VmHWM") - base
                 print(f"{name}: peak RSS grew {grew / 2**20:.0f} MiB; bound {bound / 2**20:.0f} MiB + {SLACK >> 20} MiB slack")
                 assert grew <= bound + SLACK, f"{name}: peak grew {grew >> 20} MiB, bound {bound >> 20} MiB + slack"

@@ -199,7 +199,7 @@ def test_encoder_batches_concurrent_prompts_unless_dynamically_quantised(tmp_pat
             await reg.stop()
 
     together, alone = asyncio.run(go())
-    assert enc.batcher.max_batch == (1 if dynamic else settings.batch_for("text-encoder", gpu=False))
+    assert enc.batcher.max_batch == (1 if dynamic else settings.batch_for(text=True, gpu=False))
     if dynamic:
         assert sorted(shapes[:4]) == sorted((1, len(p.split()) + 2) for p in prompts)  # one unpadded prompt per call
     else:

@@ -33,22 +33,28 @@ def test_io_binding_path_matches_plain_run(tmp_path):
     assert np.array_equal(s.run_bound(x[:, :, ::2]), s.run(np.ascontiguousarray(x[:, :, ::2])))  # non-contiguous input
 
 
-def test_fp16_variants_load_only_where_they_pay_off(tmp_path, monkeypatch):
+def _with_variant(models_dir, precision: str):
+    """sr-x2 and its NAME-<precision> variant (nearest stand-ins); a function loading a CPU-preferring registry."""
     import json
 
     from app.config import Settings
     from app.registry import Registry
 
-    write_nearest_model(tmp_path, "sr-x2", 2)
-    write_nearest_model(tmp_path, "sr-x2-fp16", 2)
-    card = json.loads((tmp_path / "sr-x2-fp16.json").read_text())
-    (tmp_path / "sr-x2-fp16.json").write_text(json.dumps({**card, "precision": "fp16", "variant_of": "sr-x2"}))
+    write_nearest_model(models_dir, "sr-x2", 2)
+    write_nearest_model(models_dir, f"sr-x2-{precision}", 2)
+    path = models_dir / f"sr-x2-{precision}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "precision": precision, "variant_of": "sr-x2"}))
 
     def loaded(**kw) -> Registry:
-        r = Registry(Settings(models_dir=tmp_path, providers=["CPUExecutionProvider"], **kw))
+        r = Registry(Settings(models_dir=models_dir, providers=["CPUExecutionProvider"], **kw))
         r.load()
         return r
 
+    return loaded
+
+
+def test_fp16_variants_load_only_where_they_pay_off(tmp_path, monkeypatch):
+    loaded = _with_variant(tmp_path, "fp16")
     assert set(loaded().models) == {"sr-x2"}  # auto on a CPU: fp32 only
     assert set(loaded(fp16="off").models) == {"sr-x2"}
     on = loaded(fp16="on")
@@ -61,21 +67,7 @@ def test_fp16_variants_load_only_where_they_pay_off(tmp_path, monkeypatch):
 
 
 def test_int8_variants_serve_by_default_on_cpu_only(tmp_path, monkeypatch):
-    import json
-
-    from app.config import Settings
-    from app.registry import Registry
-
-    write_nearest_model(tmp_path, "sr-x2", 2)
-    write_nearest_model(tmp_path, "sr-x2-int8", 2)
-    card = json.loads((tmp_path / "sr-x2-int8.json").read_text())
-    (tmp_path / "sr-x2-int8.json").write_text(json.dumps({**card, "precision": "int8", "variant_of": "sr-x2"}))
-
-    def loaded(**kw) -> Registry:
-        r = Registry(Settings(models_dir=tmp_path, providers=["CPUExecutionProvider"], **kw))
-        r.load()
-        return r
-
+    loaded = _with_variant(tmp_path, "int8")
     cpu = loaded()  # auto on a CPU: the int8 variant is loaded and is the default for x2
     assert set(cpu.models) == {"sr-x2", "sr-x2-int8"} and cpu.upscaler(None, 2).name == "sr-x2-int8"
     assert cpu.upscaler("sr-x2", 2).name == "sr-x2"  # asked by name: the float model

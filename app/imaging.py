@@ -1,8 +1,12 @@
 """Decode, validate and encode images (Pillow). Trusts the bytes, never the declared content type.
 
-decode() returns pixels as uint8 (or uint16 for 16-bit grayscale) HxWx3 RGB, the alpha channel apart,
-and what the output should look like (grayscale or colour, bit depth, default format). Animated inputs
+decode() returns pixels as uint8 (or uint16 for 16-bit grey and 16-bit colour PNG/TIFF) HxWx3 RGB, the alpha
+channel apart, what the output should look like (grayscale or colour, bit depth, default format), and the ICC
+profile and EXIF block to carry over (EXIF orientation is applied to the pixels and reset). Animated inputs
 (GIF, APNG, animated WebP) are served by their first frame; the response says so in a header.
+
+Pillow reads 16-bit colour as 8 bits, so those images are decoded by OpenCV instead (and written by it: such
+outputs keep their 16 bits but not their ICC profile or EXIF, which OpenCV cannot write).
 """
 from __future__ import annotations
 
@@ -10,16 +14,20 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from app import errors
 
 # Formats we accept, by what Pillow sniffs from the bytes. MPO is the multi-picture JPEG many phones write.
 INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"}
-OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
-MAX_SIDE = {"jpeg": 65_500, "webp": 16_383}  # what the encoders can write; PNG has no practical limit
-DEFAULT_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # everything else -> png
+OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"),
+                  "tiff": ("TIFF", "image/tiff")}
+MAX_SIDE = {"jpeg": 65_500, "webp": 16_383}  # what the encoders can write; PNG and TIFF have no practical limit
+DEFAULT_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "TIFF": "tiff"}  # everything else -> png
+SIXTEEN_BIT_FORMATS = {"png", "tiff"}  # the outputs that keep 16 bits per channel
+ORIENTATION = 0x0112  # the EXIF tag
 OPENERS = sorted(INPUT_FORMATS - {"MPO"})  # the parsers tried on the bytes (Pillow's JPEG opener also reads MPO)
 
 # Frames counted at most: counting parses every frame (a TIFF of 40,000 tiny pages took 8 s of CPU).
@@ -33,6 +41,8 @@ class Decoded:
     gray: bool  # the input was grayscale: answer grayscale
     format: str  # Pillow's name of the input format
     frames: int = 1
+    icc: bytes | None = None  # the ICC colour profile, written back into the output
+    exif: bytes | None = None  # the EXIF block, orientation reset (the pixels are already turned upright)
 
     @property
     def maxval(self) -> int:
@@ -100,6 +110,9 @@ def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
     if max(w, h) > max_side:
         raise errors.too_large(f"image is {w}x{h}; the limit is {max_side} pixels a side (GAN_MAX_INPUT_SIDE)")
     fmt = im.format
+    icc, exif, orientation = _metadata(im)
+    if _sixteen_bit_colour(im):
+        return _decode_16bit_colour(data, fmt, icc, exif, orientation)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -110,11 +123,57 @@ def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
         raise
     except Exception as e:  # Pillow's decoders raise many types (OSError, SyntaxError, TypeError, struct.error...)
         raise errors.bad_request(f"could not decode the image (truncated or corrupt): {type(e).__name__}: {e}") from None
+    decoded = _to_arrays(im, frames, fmt)
+    return _upright(decoded, orientation, icc, exif)
+
+
+def _metadata(im: Image.Image) -> tuple[bytes | None, bytes | None, int]:
+    """(ICC profile, EXIF without its orientation, the orientation 1-8); a broken EXIF block is dropped."""
+    icc = im.info.get("icc_profile") or None
     try:
-        im = ImageOps.exif_transpose(im)
-    except Exception:  # a broken EXIF block must not make the image unusable; serve it unrotated
-        pass
-    return _to_arrays(im, frames, fmt)
+        exif = im.getexif()
+        orientation = int(exif.get(ORIENTATION, 1))
+        if ORIENTATION in exif:
+            del exif[ORIENTATION]
+        block = exif.tobytes() if len(exif) else None
+    except Exception:  # a broken EXIF block must not make the image unusable: serve it unrotated, without EXIF
+        return icc, None, 1
+    return icc, block, orientation if 1 <= orientation <= 8 else 1
+
+
+def _sixteen_bit_colour(im: Image.Image) -> bool:
+    """A 16-bit RGB(A) PNG or TIFF, which Pillow would read as 8 bits."""
+    if im.mode not in ("RGB", "RGBA") or not im.tile:
+        return False
+    args = im.tile[0][3]
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _decode_16bit_colour(data: bytes, fmt: str, icc: bytes | None, exif: bytes | None, orientation: int) -> Decoded:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise errors.bad_request("could not decode the 16-bit colour image (truncated or corrupt)")
+    rgb = np.ascontiguousarray(arr[..., 2::-1])  # BGR(A) -> RGB
+    alpha = None
+    if arr.shape[2] == 4 and arr[..., 3].min() < 65535:
+        alpha = np.round(arr[..., 3] / 257.0).astype(np.uint8)
+    return _upright(Decoded(rgb, alpha, False, fmt), orientation, icc, exif)
+
+
+def _upright(d: Decoded, orientation: int, icc: bytes | None, exif: bytes | None) -> Decoded:
+    """Apply an EXIF orientation (1-8) to the pixels and alpha, as Pillow's ImageOps.exif_transpose does."""
+    def turn(a: np.ndarray) -> np.ndarray:
+        if orientation in (5, 6, 7, 8):
+            a = a.swapaxes(0, 1)  # transpose: 5; then a flip makes the rotations
+        flip = {2: (1,), 3: (0, 1), 4: (0,), 6: (1,), 7: (0, 1), 8: (0,)}.get(orientation, ())
+        return np.ascontiguousarray(np.flip(a, flip)) if flip else a
+
+    if orientation != 1:
+        d.pixels = turn(d.pixels)
+        d.alpha = None if d.alpha is None else turn(d.alpha)
+    d.icc, d.exif = icc, exif
+    return d
 
 
 def _to_arrays(im: Image.Image, frames: int, fmt: str) -> Decoded:
@@ -147,14 +206,30 @@ def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
 
 
-def encode(pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, quality: int) -> tuple[bytes, str]:
-    """uint8/uint16 HxWx3 RGB (+ alpha) -> (bytes, media type). JPEG has no alpha: it is flattened onto white."""
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """uint8/uint16 HxWx3 to (width, height): Lanczos (8x8) when enlarging, area when shrinking; and which it was."""
+    if size == (pixels.shape[1], pixels.shape[0]):
+        return pixels, "none"
+    up = size[0] * size[1] > pixels.shape[0] * pixels.shape[1]
+    kind = cv2.INTER_LANCZOS4 if up else cv2.INTER_AREA
+    out = cv2.resize(pixels, size, interpolation=kind)  # written straight into the output: no float copy
+    return out, "lanczos" if up else "area"
+
+
+def encode(
+    pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, quality: int,
+    icc: bytes | None = None, exif: bytes | None = None,
+) -> tuple[bytes, str]:
+    """uint8/uint16 HxWx3 RGB (+ alpha) -> (bytes, media type). JPEG has no alpha: it is flattened onto white.
+    16 bits are kept in PNG and TIFF; the ICC profile and EXIF are written where the format holds them."""
     pil_format, media_type = OUTPUT_FORMATS[fmt]
-    sixteen = pixels.dtype == np.uint16
-    if sixteen and gray and alpha is None and fmt == "png":
+    sixteen = pixels.dtype == np.uint16 and fmt in SIXTEEN_BIT_FORMATS
+    if sixteen and not gray:
+        return _encode_16bit_colour(pixels, alpha, fmt), media_type
+    if sixteen and gray and alpha is None:
         im = Image.fromarray(luma16(pixels))
     else:
-        if sixteen:
+        if pixels.dtype == np.uint16:
             pixels = np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
         im = Image.fromarray(pixels, "RGB")
         if gray:
@@ -167,13 +242,26 @@ def encode(pixels: np.ndarray, alpha: np.ndarray | None, gray: bool, fmt: str, q
             else:
                 im.putalpha(Image.fromarray(alpha))
     buf = io.BytesIO()
+    meta = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
     if fmt == "png":
-        im.save(buf, pil_format, compress_level=6)
+        im.save(buf, pil_format, compress_level=6, **meta)
     elif fmt == "jpeg":
-        im.save(buf, pil_format, quality=quality, optimize=False)
+        im.save(buf, pil_format, quality=quality, optimize=False, **meta)
+    elif fmt == "tiff":
+        im.save(buf, pil_format, compression="tiff_adobe_deflate", **meta)
     else:
-        im.save(buf, pil_format, quality=quality, method=4)
+        im.save(buf, pil_format, quality=quality, method=4, **meta)
     return buf.getvalue(), media_type
+
+
+def _encode_16bit_colour(pixels: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:
+    bgr = pixels[..., ::-1]
+    if alpha is not None:
+        bgr = np.concatenate([bgr, (alpha.astype(np.uint16) * 257)[..., None]], axis=2)
+    ok, buf = cv2.imencode("." + fmt, np.ascontiguousarray(bgr))
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a 16-bit {fmt}")
+    return buf.tobytes()
 
 
 def luma16(pixels: np.ndarray) -> np.ndarray:

@@ -178,26 +178,26 @@ class Registry:
             raise errors.unprocessable(f"faces=true needs the face model '{name}' (GAN_FACE_MODEL), which is not loaded{why}")
         return self.models[name]
 
-    def upscaler(self, name: str | None, scale: int | None) -> Model:
-        """The model a request asks for: by name, else the default upscaler for the scale (sr-x{scale})."""
+    def upscaler(self, name: str | None, scale: float | None) -> Model:
+        """The model a request asks for: by name (any scale: its output is resized), else the default upscaler
+        for the scale: sr-x2 up to x2, sr-x4 above (the other when only one is loaded)."""
         if name:
             model = self.get(name)
             if model.task != "super-resolution":
                 raise errors.unprocessable(f"model '{name}' is a {model.task} model, not an upscaler")
-            if scale is not None and scale != model.scale:
-                raise errors.unprocessable(f"model '{name}' upscales x{model.scale}, but scale={scale} was asked")
             return model
-        scale = scale or 4
-        # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
-        for preferred in (f"sr-x{scale}-fp16", f"sr-x{scale}-int8", f"sr-x{scale}"):
-            if preferred in self.models:
-                return self.models[preferred]
-        for m in self.models.values():
-            if m.task == "super-resolution" and m.scale == scale and "domain" not in m.card:  # not e.g. the face model
-                return m
+        native = 2 if scale is not None and scale <= 2 else 4
+        for s in (native, 6 - native):
+            # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
+            for preferred in (f"sr-x{s}-fp16", f"sr-x{s}-int8", f"sr-x{s}"):
+                if preferred in self.models:
+                    return self.models[preferred]
+            for m in self.models.values():
+                if m.task == "super-resolution" and m.scale == s and "domain" not in m.card:  # not e.g. the face model
+                    return m
         if not self.models:
             raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
-        raise errors.unprocessable(f"no loaded model upscales x{scale}")
+        raise errors.unprocessable("no general upscaler (x2 or x4) is loaded")
 
     def generator(self, name: str | None) -> Model:
         """A text-to-image model: by name, else the first loaded one (by name)."""

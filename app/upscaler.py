@@ -107,29 +107,41 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)  # what the work has to tell (e.g. faces enhanced)
 
 
+def output_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The size of an image ``scale`` times larger (rounded, at least 1 px a side), as Real-ESRGAN's --outscale."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 async def run(
     model: Model, data: bytes, fmt: str | None, quality: int, settings: Settings,
     is_disconnected: Callable[[], Awaitable[bool]] | None = None, face_model: Model | None = None,
+    scale: float | None = None,
 ) -> Result:
     """Bytes in, encoded upscaled image out, with every limit checked before the model runs; with a
-    ``face_model``, the faces in the image are upscaled by it (app/faces.py)."""
+    ``face_model``, the faces in the image are upscaled by it (app/faces.py). With a ``scale`` other than the
+    model's, the model's output is resized to exactly that scale (imaging.resize: Lanczos up, area down)."""
     image = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side, admit=True)
     w, h = image.size
-    out_size = (w * model.scale, h * model.scale)
-    if out_size[0] * out_size[1] > settings.max_output_pixels:
-        raise errors.too_large(
-            f"output would be {out_size[0]}x{out_size[1]} = {out_size[0] * out_size[1]} pixels; the limit is "
-            f"{settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
-        )
+    model_size = (w * model.scale, h * model.scale)
+    out_size = output_size(w, h, scale or model.scale)
+    for what, (ow, oh) in (("output", out_size), ("the model's output (before the resize to the scale asked)", model_size)):
+        if ow * oh > settings.max_output_pixels:
+            raise errors.too_large(
+                f"{what} would be {ow}x{oh} = {ow * oh} pixels; the limit is {settings.max_output_pixels} (GAN_MAX_OUTPUT_PIXELS)"
+            )
     plan = TilePlan(h, w, settings.tile_size, settings.tile_overlap, model.scale)
+    resized = out_size != model_size
     budget.need(budget.image_bytes(w, h, model.scale, image.pixels.itemsize, 2 * len(data))
-                + budget.tile_bytes(plan.tile_h, plan.tile_w, model.scale, model.batcher.max_batch, out_size[0], settings.tile_overlap))
+                + (out_size[0] * out_size[1] * 3 * image.pixels.itemsize if resized else 0)
+                + budget.tile_bytes(plan.tile_h, plan.tile_w, model.scale, model.batcher.max_batch, model_size[0], settings.tile_overlap))
     fmt = image.output_format(fmt, out_size)
     pixels = await tiled(model, image.pixels, image.maxval, plan, is_disconnected=is_disconnected)
-    headers = {}
+    headers = {"X-Model-Scale": str(model.scale), "X-Scale": f"{scale or model.scale:g}"}
     if face_model is not None:
         n = await faces.enhance(face_model, image.pixels, image.maxval, pixels, model.scale, settings.face_min_px, settings.face_max_px)
-        headers = {"X-Faces-Enhanced": str(n), "X-Face-Model": face_model.name}
+        headers |= {"X-Faces-Enhanced": str(n), "X-Face-Model": face_model.name}
+    pixels, how = await cpu.run(imaging.resize, pixels, out_size)
+    headers["X-Resize"] = how if how == "none" else f"{how} {model_size[0]}x{model_size[1]} -> {out_size[0]}x{out_size[1]}"
     alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await cpu.run(imaging.encode, pixels, alpha, image.gray, fmt, quality)
+    body, media_type = await cpu.run(imaging.encode, pixels, alpha, image.gray, fmt, quality, image.icc, image.exif)
     return Result(body, media_type, (w, h), out_size, image.frames, headers)

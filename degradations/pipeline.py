@@ -122,6 +122,12 @@ def _mahalanobis(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.
     return inv[0, 0] * xx * xx + (inv[0, 1] + inv[1, 0]) * xx * yy + inv[1, 1] * yy * yy
 
 
+def gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0) -> np.ndarray:
+    """A normalised size x size Gaussian: isotropic by default, anisotropic (rotated by theta) with sigma_y."""
+    k = np.exp(-0.5 * _mahalanobis(size, sigma_x, sigma_x if sigma_y is None else sigma_y, theta))
+    return (k / k.sum()).astype(np.float32)
+
+
 def _bessel_j1(x: np.ndarray) -> np.ndarray:
     """J1 by its integral form (1/pi) * int_0^pi cos(t - x sin t) dt (no scipy needed)."""
     t = np.linspace(0.0, math.pi, 257)

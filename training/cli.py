@@ -145,6 +145,19 @@ def cmd_evaluate_faces(args: argparse.Namespace) -> None:
         print("comparison sheet:", comparison_sheet(args.models, args.faces, args.sheet, args.sheet_rows, args.seed))
 
 
+def cmd_evaluate_restoration(args: argparse.Namespace) -> None:
+    from training import evaluate_restoration as er
+
+    models = [Path(m) for m in args.models] or er.default_models(args.models_dir, args.scale)
+    results = er.run(models, args.bench, args.scale)
+    print(er.format_tables(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.write_cards:
+        er.write_cards(results, {m.stem: m for m in models}, args.scale)
+        print("cards updated:", ", ".join(str(m.with_suffix(".json")) for m in models))
+
+
 def cmd_models_table(args: argparse.Namespace) -> None:
     from training.evaluate import models_table
 
@@ -171,12 +184,19 @@ def _degradation(kind: str) -> str:
     return kind
 
 
+def _preset(name: str) -> str:
+    if not set(name.split("+")) <= {"light", "medium", "heavy"}:
+        raise argparse.ArgumentTypeError(f"'{name}': use light, medium or heavy, or several joined by '+'")
+    return name
+
+
 def _add_lr_options(p: argparse.ArgumentParser, d: dict) -> None:
     """How the trainers make LR from HR, and what they do to the HR images first."""
     p.add_argument("--degradation", type=_degradation, default=d["degradation"],
                    help="how LR is made from HR: bicubic, the classical pipeline, a learned High-to-Low net, mixed "
                         "(pipeline or learned), or several joined by '+' (e.g. bicubic+pipeline), each with equal odds")
-    p.add_argument("--degradation-preset", dest="degradation_preset", choices=("light", "medium", "heavy"), default=d["degradation_preset"])
+    p.add_argument("--degradation-preset", dest="degradation_preset", type=_preset, default=d["degradation_preset"],
+                   help="strength of the classical pipeline: light, medium or heavy, or several joined by '+' (one drawn per patch)")
     p.add_argument("--h2l-model", dest="h2l_model", default="", help="NAME.onnx of an exported High-to-Low generator (learned/mixed)")
     p.add_argument("--resize", type=int, default=d["resize"], help="resize each image to this short side when loading (e.g. whole faces)")
     p.add_argument("--gray", type=float, default=d["gray"], help="share of training patches made grayscale")
@@ -333,6 +353,16 @@ def main(argv: list[str] | None = None) -> None:
     fc.add_argument("--sheet", default="", help="write a comparison sheet PNG here (LR | bicubic | models | HR)")
     fc.add_argument("--sheet-rows", type=int, default=6)
     fc.set_defaults(func=cmd_evaluate_faces)
+
+    rs = sub.add_parser("evaluate-restoration", help="ground truth on realistic degradations (blur, downscale kernels, noise, "
+                        "JPEG, combinations; some held out of training): Y-PSNR/SSIM of bicubic and upscalers per degradation")
+    rs.add_argument("models", nargs="*", help="NAME.onnx upscalers (default: sr-xN and real-xN* in --models-dir)")
+    rs.add_argument("--scale", type=int, choices=(2, 4), default=4)
+    rs.add_argument("--models-dir", default="models")
+    rs.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    rs.add_argument("--json", default="", help="write the per-degradation results here")
+    rs.add_argument("--write-cards", action="store_true", help="store each model's averages in its card (metrics.restoration_xN)")
+    rs.set_defaults(func=cmd_evaluate_restoration)
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")

@@ -68,8 +68,11 @@ def bicubic_lr(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarr
 
 
 def pipeline_lr(preset: str = "medium") -> LRMaker:
+    """The classical pipeline at a named strength; ``light+medium`` draws one of them per patch, equal odds."""
     from degradations import PRESETS, degrade
 
+    if "+" in preset:
+        return mixed_lr([pipeline_lr(p) for p in preset.split("+")])
     params = PRESETS[preset]
     return lambda hr, scale, rng: degrade(hr, scale, rng, params)
 

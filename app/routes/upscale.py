@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from app import upscaler
 from app.routes.image_request import handle, image_body
@@ -23,30 +23,31 @@ FACES_HELP = (
 )
 
 
+SCALE_HELP = (
+    "any factor from 1 to 8 (default: the model's own, 4 without a model). The x2 model serves scales up to 2, the x4 "
+    "model larger ones; its output is then resized to the exact size (Lanczos up, area down; X-Resize says which). "
+    "The output is round(width x scale) x round(height x scale)."
+)
+
+
 class UpscaleOptions(BaseModel):
-    scale: int | None = Field(None, description="2 or 4; picks the default model for that scale (default 4)")
+    scale: float | None = Field(None, ge=1, le=8, allow_inf_nan=False, description=SCALE_HELP)
     model: str | None = Field(None, description=MODEL_HELP)
-    format: str | None = Field(None, pattern="^(png|jpeg|webp)$", description="output format; default: the input's family")
+    format: str | None = Field(None, pattern="^(png|jpeg|webp|tiff)$",
+                               description="output format; default: the input's family. 16-bit inputs stay 16-bit in png and tiff")
     quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality")
     faces: bool = Field(False, description=FACES_HELP)
 
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: int | None) -> int | None:
-        if v is not None and v not in (2, 4):
-            raise ValueError("scale must be 2 or 4")
-        return v
-
 
 @router.post(
-    "/upscale", summary="Upscale an image x2 or x4",
-    openapi_extra=image_body("the upscaled image", {"scale": "integer", "model": "string", "format": "string", "quality": "integer", "faces": "boolean"}),
+    "/upscale", summary="Upscale an image by any factor from 1 to 8",
+    openapi_extra=image_body("the upscaled image", {"scale": "number", "model": "string", "format": "string", "quality": "integer", "faces": "boolean"}),
 )
 async def upscale(
     request: Request,
-    scale: str | None = Query(None, description="2 or 4"),
+    scale: str | None = Query(None, description=SCALE_HELP),
     model: str | None = Query(None, description=MODEL_HELP),
-    format: str | None = Query(None, description="png, jpeg or webp"),
+    format: str | None = Query(None, description="png, jpeg, webp or tiff"),
     quality: str | None = Query(None, description="1-100, JPEG/WebP"),
     faces: str | None = Query(None, description=FACES_HELP),
 ) -> Response:
@@ -56,7 +57,7 @@ async def upscale(
         UpscaleOptions,
         pick=lambda o: registry.upscaler(o.model, o.scale),
         work=lambda o, m, data: upscaler.run(m, data, o.format, o.quality, settings, request.is_disconnected,
-                                             registry.face_model() if o.faces else None),
-        headers=lambda o, m: {"X-Model": m.name, "X-Scale": str(m.scale)},
+                                             registry.face_model() if o.faces else None, o.scale),
+        headers=lambda o, m: {"X-Model": m.name},
         also=lambda o: [registry.face_model()] if o.faces else [],  # 422 before the body is read when there is none
     )

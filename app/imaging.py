@@ -110,8 +110,9 @@ def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
     if max(w, h) > max_side:
         raise errors.too_large(f"image is {w}x{h}; the limit is {max_side} pixels a side (GAN_MAX_INPUT_SIDE)")
     fmt = im.format
+    deep = _sixteen_bit_colour(im)  # before anything loads the pixels (reading a PNG's EXIF does)
     icc, exif, orientation = _metadata(im)
-    if _sixteen_bit_colour(im):
+    if deep:
         return _decode_16bit_colour(data, fmt, icc, exif, orientation)
     try:
         with warnings.catch_warnings():

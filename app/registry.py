@@ -59,7 +59,8 @@ class Registry:
         self.ready = False
         self.pipeline: Model | None = None  # the classical degradation pipeline's worker (POST /degrade)
 
-    def load(self) -> None:
+    def load(self, only: set[str] | None = None) -> None:
+        """Every card in the models folder (``only``: just these names, as gan-upscale loads what it needs)."""
         from app import text_to_image
 
         s = self.settings
@@ -70,7 +71,7 @@ class Registry:
         gpu = choose_providers(s.providers)[0] in GPU_PROVIDERS
         for card_path in cards:
             name = card_path.stem
-            if name.endswith(".tokenizer"):  # a text encoder's tokenizer file (NAME.tokenizer.json), not a card
+            if name.endswith(".tokenizer") or (only is not None and name not in only):  # (a text encoder's tokenizer file)
                 continue
             try:
                 card = json.loads(card_path.read_text())

@@ -213,3 +213,56 @@ def test_encode_gray_and_alpha():
     assert Image.open(io.BytesIO(imaging.encode(arr, alpha, False, "webp", 90)[0])).mode == "RGBA"
     flat = Image.open(io.BytesIO(imaging.encode(arr, np.zeros((8, 8), np.uint8), False, "jpeg", 95)[0]))
     assert flat.mode == "RGB" and np.asarray(flat).min() > 240  # fully transparent -> white background
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_turns_pixels_as_pillow_does(orientation):
+    from PIL import ImageOps
+
+    im = Image.fromarray(photo(12, 7))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(im, "PNG", exif=exif.tobytes())
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    d = decode(data)
+    assert np.array_equal(d.pixels, want)
+    if d.exif is not None:  # the orientation tag itself is not carried over (the pixels are upright now)
+        left = Image.Exif()
+        left.load(d.exif)
+        assert 0x0112 not in left
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_16bit_colour_round_trips_with_orientation_and_alpha(fmt):
+    import cv2
+
+    rgb = np.random.default_rng(0).integers(0, 65536, (5, 8, 3), dtype=np.uint16)
+    alpha = np.full((5, 8), 40000, np.uint16)
+    ok, buf = cv2.imencode("." + fmt.lower(), np.dstack([rgb[..., ::-1], alpha]))
+    d = decode(buf.tobytes())
+    assert d.pixels.dtype == np.uint16 and np.array_equal(d.pixels, rgb) and not d.gray
+    assert d.alpha is not None and int(d.alpha[0, 0]) == round(40000 / 257)
+    body, media = imaging.encode(d.pixels, d.alpha, d.gray, fmt.lower(), 90)
+    back = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16 and np.array_equal(back[..., 2::-1], rgb) and media == f"image/{fmt.lower()}"
+    body, _ = imaging.encode(d.pixels, None, False, "jpeg", 90)  # formats without 16 bits get 8
+    assert Image.open(io.BytesIO(body)).mode == "RGB"
+
+
+def test_icc_profile_is_carried_over():
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    d = decode(encoded(Image.fromarray(photo(8, 8)), "JPEG", icc_profile=icc))
+    assert d.icc == icc
+    for fmt in ("png", "jpeg", "webp", "tiff"):
+        body, _ = imaging.encode(d.pixels, None, False, fmt, 90, d.icc, d.exif)
+        assert Image.open(io.BytesIO(body)).info.get("icc_profile") == icc, fmt
+
+
+@pytest.mark.parametrize("size,how", [((40, 30), "none"), ((100, 75), "lanczos"), ((30, 22), "area")])
+def test_resize_to_an_exact_size(size, how):
+    for dtype in (np.uint8, np.uint16):
+        px = photo(40, 30).astype(dtype) * (257 if dtype == np.uint16 else 1)
+        out, used = imaging.resize(px, size)
+        assert out.shape == (size[1], size[0], 3) and out.dtype == dtype and used == how

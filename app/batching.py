@@ -97,7 +97,9 @@ class Batcher:
     def admit(self):
         """Hold one of ``max_queue`` request slots for the duration of a request, or raise QueueFull."""
         if self.in_flight >= self.max_queue:
+            metrics.MODEL_REJECTED.labels(self.name).inc()
             raise QueueFull(self.name)
+        metrics.MODEL_REQUESTS.labels(self.name).inc()
         self.in_flight += 1
         try:
             yield
@@ -181,6 +183,9 @@ class Batcher:
                 continue
             try:
                 x = _stack([it.tile for it in batch])
+                started = time.monotonic()
+                for it in batch:
+                    metrics.QUEUE_WAIT.labels(self.name).observe(started - it.enqueued)
                 t0 = time.perf_counter()
                 y = await loop.run_in_executor(self._executor, self.run, *x)
                 metrics.MODEL_SECONDS.labels(self.name).observe(time.perf_counter() - t0)

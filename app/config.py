@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field("text", description="text lines, or JSON lines (python-json-logger)")
     models_dir: Path = Path(__file__).resolve().parent.parent / "models"
     # ONNX Runtime execution providers in order of preference; ones not available on this machine are skipped.
     providers: list[str] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

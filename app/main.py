@@ -14,6 +14,7 @@ from app import __version__, cpu, errors, metrics
 from app.auth import ApiKeyMiddleware
 from app.budget import Budget
 from app.config import Settings, get_settings
+from app.logs import RequestIdMiddleware
 from app.registry import Registry
 from app.routes import degrade, health, models, page, text_to_image, upscale
 from app.routes import metrics as metrics_route
@@ -85,5 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     if settings.api_key.get_secret_value():
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
-    app.add_middleware(MetricsMiddleware)  # outermost: refused requests are counted too
+    app.add_middleware(MetricsMiddleware)  # refused requests are counted too
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line and every answer carries the request ID
     return app

@@ -28,3 +28,9 @@ INFLIGHT_BYTES = Gauge("gan_inflight_bytes", "bytes reserved by the requests in 
 BUDGET_REFUSED = Counter("gan_budget_refused_total", "requests refused (503) because the memory budget was full")
 PROVIDER = Gauge("gan_model_info", "loaded models and the execution provider each runs on", ["model", "provider"])
 PROMPT_CACHE = Counter("gan_prompt_cache_total", "text-to-image prompt embedding cache lookups", ["result"])
+MODEL_REQUESTS = Counter("gan_model_requests_total", "requests admitted to a model's queue", ["model"])
+MODEL_REJECTED = Counter("gan_model_rejected_total", "requests a model refused at once (503: its queue was full)", ["model"])
+QUEUE_WAIT = Histogram(
+    "gan_queue_wait_seconds", "time a tile waited in a model's batch queue before its model call started", ["model"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -16,7 +16,7 @@ def test_serving_dependencies_have_no_torch_and_train_pins_it():
 
 def test_the_service_never_imports_torch():
     code = (
-        "import sys; import app.main, app.__main__, app.routes.upscale, app.runtime, app.registry; "
+        "import sys; import app.main, app.__main__, app.routes.upscale, app.runtime, app.registry, app.cli, app.client; "
         "from app.main import create_app; create_app(); "
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.') or m == 'training' or m.startswith('training.')]; "
         "assert not bad, bad"

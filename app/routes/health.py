@@ -6,9 +6,14 @@ from fastapi.responses import JSONResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process is up")
-async def healthz() -> dict:
-    return {"status": "ok"}
+@router.get("/healthz", summary="Liveness: the process is up and every model's batch worker runs")
+async def healthz(request: Request) -> JSONResponse:
+    """503 when a batch worker has died (the process cannot serve that model again: a restart is the cure)."""
+    registry = request.app.state.registry
+    dead = [m.name for m in registry.workers if registry.ready and not m.batcher.alive]
+    if dead:
+        return JSONResponse({"status": "batch worker stopped", "models": dead}, 503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz", summary="Readiness: models loaded and warmed, not draining")

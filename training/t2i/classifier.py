@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.t2i import data as t2i_data
+from training.t2i.config import DEFAULT_PATH, TRAIN_OUT  # noqa: F401 - re-exported: where the judge lives
 
 log = logging.getLogger("training")
-DEFAULT_PATH = str(Path(__file__).with_name("judge.pt"))  # the shipped judge
-TRAIN_OUT = "runs/t2i-classifier/classifier.pt"
 
 
 class FlowerNet(nn.Module):

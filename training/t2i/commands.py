@@ -35,7 +35,7 @@ def add_commands(sub) -> None:
 def _train_config(args: argparse.Namespace):
     import dataclasses
 
-    from training.t2i.train import T2ITrainConfig
+    from training.t2i.config import T2ITrainConfig
 
     names = {f.name for f in dataclasses.fields(T2ITrainConfig)} - {"net", "command", "run_dir"}
     net = {k: getattr(args, k) for k in ("z_dim", "proj", "ngf", "ndf") if getattr(args, k) is not None}
@@ -70,7 +70,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 def add_train_commands(sub) -> None:
     import dataclasses
 
-    from training.t2i.train import T2ITrainConfig
+    from training.t2i.config import T2ITrainConfig
 
     d = {f.name: f.default for f in dataclasses.fields(T2ITrainConfig) if f.default is not dataclasses.MISSING}
     t = sub.add_parser("t2i-train", help="text-to-image: train the 64 px GAN-INT-CLS generator on flowers64 captions")
@@ -157,7 +157,7 @@ def cmd_evaluate_encoder(args: argparse.Namespace) -> None:
 
 
 def add_eval_commands(sub) -> None:
-    from training.t2i.classifier import DEFAULT_PATH, TRAIN_OUT
+    from training.t2i.config import DEFAULT_PATH, TRAIN_OUT
 
     c = sub.add_parser("t2i-classifier", help="text-to-image: train the 102-class flower classifier used by t2i-evaluate")
     c.add_argument("--data", default=DEFAULT_DATA)

@@ -62,6 +62,7 @@ class Batcher:
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.in_flight = 0  # admitted requests not yet finished
+        self.pixels_per_s = 0.0  # measured speed: input pixels per second of model time (moving average), 0 = not yet
         self._items: deque[_Item] = deque()
         self._running: dict[int, list[_Item]] = {}  # worker -> the batch it is computing
         self._wakeup = asyncio.Event()
@@ -121,6 +122,11 @@ class Batcher:
     def depth(self) -> int:
         """Tiles waiting to be computed (cancelled ones do not count: they will never run)."""
         return sum(not it.future.done() for it in self._items)
+
+    def _measure(self, batch: np.ndarray, seconds: float) -> None:
+        if batch.ndim == 4 and seconds > 0:  # image tiles (N, C, H, W)
+            rate = batch.shape[0] * batch.shape[2] * batch.shape[3] / seconds * self.workers
+            self.pixels_per_s = rate if not self.pixels_per_s else 0.8 * self.pixels_per_s + 0.2 * rate
 
     # -- worker --------------------------------------------------------------------------------------------
     def _purge(self) -> None:
@@ -188,7 +194,9 @@ class Batcher:
                     metrics.QUEUE_WAIT.labels(self.name).observe(started - it.enqueued)
                 t0 = time.perf_counter()
                 y = await loop.run_in_executor(self._executor, self.run, *x)
-                metrics.MODEL_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+                seconds = time.perf_counter() - t0
+                metrics.MODEL_SECONDS.labels(self.name).observe(seconds)
+                self._measure(x[0], seconds)
                 metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
                 for it, out in zip(batch, y):
                     if not it.future.done():

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)
     warmup: bool = True
 
+    # Async jobs (POST /v1/jobs): bounded by count and bytes; results over jobs_spill_bytes go to files in
+    # jobs_dir (a temporary folder when unset) up to jobs_disk_bytes; ended jobs are forgotten after jobs_ttl_s.
+    jobs_max: int = Field(100, ge=1)
+    jobs_max_bytes: int = Field(1024**3, gt=0)
+    jobs_spill_bytes: int = Field(16 * 1024**2, ge=0)
+    jobs_disk_bytes: int = Field(10 * 1024**3, ge=0)
+    jobs_dir: Path | None = None
+    jobs_ttl_s: float = Field(3600.0, gt=0)
+    jobs_concurrency: int = Field(1, ge=1, description="jobs computing at once; the rest wait, queued")
+
     # POST /text-to-image: prompt embeddings kept (LRU), so a repeated prompt skips the text encoder; 0 = none.
     t2i_cache_size: int = Field(1024, ge=0)
 

@@ -37,6 +37,11 @@ def too_large(message: str) -> ApiError:
     return ApiError(413, "too_large", message)
 
 
+def too_slow(message: str) -> ApiError:
+    """Too much work for a synchronous request: the async jobs route takes it."""
+    return ApiError(413, "use_jobs", message)
+
+
 def unsupported_media(message: str) -> ApiError:
     return ApiError(415, "unsupported_media_type", message)
 

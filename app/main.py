@@ -14,9 +14,10 @@ from app import __version__, cpu, errors, metrics
 from app.auth import ApiKeyMiddleware
 from app.budget import Budget
 from app.config import Settings, get_settings
+from app.jobs import JobStore
 from app.logs import RequestIdMiddleware
 from app.registry import Registry
-from app.routes import degrade, health, models, page, text_to_image, upscale
+from app.routes import degrade, health, jobs, models, page, text_to_image, upscale
 from app.routes import metrics as metrics_route
 from app.text_to_image import PromptCache
 
@@ -62,10 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(registry.load)
         await run_in_threadpool(registry.warmup)
         registry.start()
+        app.state.jobs = JobStore(settings.jobs_max, settings.jobs_max_bytes, settings.jobs_spill_bytes, settings.jobs_disk_bytes,
+                                  settings.jobs_ttl_s, settings.jobs_dir, settings.retry_after_s, settings.jobs_concurrency)
         registry.ready = True
         log.info("ready: %s", {n: m.session.provider for n, m in registry.models.items()})
         yield
         app.state.draining = True
+        await app.state.jobs.close()
         await registry.stop()
 
     app = FastAPI(
@@ -81,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.prompt_cache = PromptCache(settings.t2i_cache_size)  # POST /text-to-image: prompt embeddings (LRU)
     errors.install(app)
     for r in (page.router, health.router, metrics_route.router, models.router, upscale.router, degrade.router,
-              text_to_image.router):
+              text_to_image.router, jobs.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     if settings.api_key.get_secret_value():

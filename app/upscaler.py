@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,19 +28,48 @@ class ClientGone(Exception):
     """The client closed the connection: nobody is left to answer."""
 
 
+# Set while a request is served: its deadline (time.monotonic()) when it has one, and a callback for its
+# progress (tiles done, tiles in all), which an async job reports.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("progress", default=None)
+
+
 @contextlib.asynccontextmanager
-async def admitted(models: list[Model], settings: Settings) -> AsyncIterator[None]:
-    """A request slot on each model it will use (503 at once when one is full) and the request deadline (504)."""
+async def admitted(models: list[Model], settings: Settings, deadline: bool = True) -> AsyncIterator[None]:
+    """A request slot on each model it will use (503 at once when one is full) and the request deadline (504);
+    async jobs (``deadline=False``) have none."""
     try:
         with contextlib.ExitStack() as slots:
             for m in models:
                 slots.enter_context(m.batcher.admit())
-            async with asyncio.timeout(settings.request_timeout_s):
+            if not deadline:
                 yield
+                return
+            token = DEADLINE.set(time.monotonic() + settings.request_timeout_s)
+            try:
+                async with asyncio.timeout(settings.request_timeout_s):
+                    yield
+            finally:
+                DEADLINE.reset(token)
     except QueueFull:
         raise errors.overloaded(settings.retry_after_s) from None
     except TimeoutError:
         raise errors.timeout(f"the request took longer than {settings.request_timeout_s:g}s (GAN_REQUEST_TIMEOUT_S)") from None
+
+
+def check_time(model: Model, plan: TilePlan) -> None:
+    """Refuse at once (413) work that the measured speed of the model says cannot end before the deadline."""
+    deadline, rate = DEADLINE.get(), model.batcher.pixels_per_s
+    if deadline is None or not rate:
+        return
+    estimate = plan.computed_pixels / rate
+    left = deadline - time.monotonic()
+    if estimate > left:
+        raise errors.too_slow(
+            f"this image needs about {estimate:.0f}s of {model.name} at its measured speed ({rate / 1e6:.2f} MP/s), more than "
+            f"the {left:.0f}s left before the deadline (GAN_REQUEST_TIMEOUT_S); send the same request to POST /v1/jobs "
+            f"and fetch the result when it is done"
+        )
 
 
 async def tiled(
@@ -51,7 +82,9 @@ async def tiled(
     Tiles are cut and queued in raster order, two batches ahead of the stitcher (within budget.AHEAD_BYTES):
     enough to keep the batcher fed, while memory stays a few tiles plus the output, whatever the image's size.
     """
+    check_time(model, plan)
     stitcher = Stitcher(plan, pixels.dtype.type)
+    progress, done = PROGRESS.get(), 0
     model.batcher.observe_request(plan.count)
     metrics.IMAGE_PIXELS.labels(model.name).inc(plan.height * plan.width)
     metrics.COMPUTED_PIXELS.labels(model.name).inc(plan.computed_pixels)
@@ -76,6 +109,9 @@ async def tiled(
             output = await pending.popleft()
             await cpu.run(stitcher.add, output)
             del output
+            done += 1
+            if progress is not None:
+                progress(done, plan.count)
             if left and len(pending) <= ahead // 2:
                 if is_disconnected is not None and await is_disconnected():
                     raise ClientGone()

@@ -8,7 +8,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from app import degrader, errors
-from app.routes.image_request import handle, image_body
+from app.registry import Model, Registry
+from app.routes.image_request import ImageTask, handle, image_body
 
 router = APIRouter(tags=["degrade"])
 
@@ -32,12 +33,20 @@ class DegradeOptions(BaseModel):
         return v
 
 
-def _pick(registry, o: DegradeOptions):
+def _pick(registry: Registry, o: DegradeOptions) -> Model:
     if o.method == "learned":
         if o.strength is not None:
             raise errors.unprocessable("strength applies to method=pipeline; the learned model has the strength it learned")
         return registry.degrader(o.scale)
     return registry.pipeline
+
+
+DEGRADE = ImageTask(
+    "degrade", DegradeOptions, pick=_pick,
+    work=lambda settings, registry, o, m, data, gone: degrader.run(
+        o.method, m, data, o.scale, o.seed, o.strength or "medium", o.format, o.quality, settings, gone),
+    headers=lambda o, m: {"X-Model": m.name, "X-Method": o.method, "X-Scale": str(o.scale), "X-Seed": str(o.seed)},
+)
 
 
 @router.post(
@@ -53,11 +62,5 @@ async def degrade(
     format: str | None = Query(None, description="png, jpeg or webp"),
     quality: str | None = Query(None, description="1-100, JPEG/WebP"),
 ) -> Response:
-    settings, registry = request.app.state.settings, request.app.state.registry
     query = {"scale": scale, "method": method, "seed": seed, "strength": strength, "format": format, "quality": quality}
-    return await handle(
-        request, "/degrade", query, DegradeOptions, pick=lambda o: _pick(registry, o),
-        work=lambda o, m, data: degrader.run(o.method, m, data, o.scale, o.seed, o.strength or "medium", o.format,
-                                             o.quality, settings, request.is_disconnected),
-        headers=lambda o, m: {"X-Model": m.name, "X-Method": o.method, "X-Scale": str(o.scale), "X-Seed": str(o.seed)},
-    )
+    return await handle(request, DEGRADE, query)

@@ -7,18 +7,39 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app import errors, imaging, upload, upscaler
-from app.registry import Model
+from app.config import Settings
+from app.registry import Model, Registry
 from app.upscaler import Result
 
 log = logging.getLogger("app")
 Options = TypeVar("Options", bound=BaseModel)
+
+
+Disconnected = Callable[[], Awaitable[bool]] | None
+
+
+@dataclass(frozen=True)
+class ImageTask(Generic[Options]):
+    """One image-in, image-out task (upscale, degrade): its options and what it does with them. The synchronous
+    route (``handle``) and the jobs route (app/routes/jobs.py) both run a task through this."""
+
+    name: str
+    options: type[Options]
+    pick: Callable[[Registry, Options], Model]  # the model the options ask for
+    work: Callable[[Settings, Registry, Options, Model, bytes, Disconnected], Awaitable[Result]]
+    headers: Callable[[Options, Model], dict[str, str]]
+    also: Callable[[Registry, Options], list[Model]] = field(default=lambda r, o: [])  # other models it uses (a slot each)
+
+    def models(self, registry: Registry, opts: Any) -> list[Model]:
+        return [self.pick(registry, opts), *self.also(registry, opts)]
 
 
 def parse_options(cls: type[Options], query: dict[str, str | None], form: dict[str, str]) -> Options:
@@ -46,33 +67,28 @@ def image_body(description: str, fields: dict[str, str]) -> dict:
     }
 
 
-async def handle(
-    request: Request, route: str, query: dict[str, str | None], cls: type[Options],
-    pick: Callable[[Options], Model], work: Callable[[Options, Model, bytes], Awaitable[Result]],
-    headers: Callable[[Options, Model], dict[str, str]], also: Callable[[Options], list[Model]] = lambda o: [],
-) -> Response:
-    """``pick``: the model the options ask for; ``also``: other models the work will use (each gets a slot)."""
+async def handle(request: Request, task: ImageTask, query: dict[str, str | None]) -> Response:
     t0 = time.perf_counter()
-    settings = request.app.state.settings
+    settings, registry = request.app.state.settings, request.app.state.registry
     try:
         # The memory budget is taken before a byte of the body is read; the body is read under its own deadline,
         # before the request takes a model's slot, so a slow upload holds no slot.
         with request.app.state.budget.hold(upload.expected_size(request, settings.max_body_bytes)):
             data, form = await upload.read_with_deadline(request, settings.max_body_bytes, settings.body_timeout_s)
-            opts = parse_options(cls, query, form)
-            model = pick(opts)
-            async with upscaler.admitted([model, *also(opts)], settings):  # 503 at once when a model is saturated
-                result = await work(opts, model, data)
+            opts = parse_options(task.options, query, form)
+            model, *others = task.models(registry, opts)
+            async with upscaler.admitted([model, *others], settings):  # 503 at once when a model is saturated
+                result = await task.work(settings, registry, opts, model, data, request.is_disconnected)
     except errors.ApiError as e:
         if e.status != 408:
             await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
         raise
     except upscaler.ClientGone:
-        log.info("client went away during %s; its remaining tiles were dropped", route)
+        log.info("client went away during /%s; its remaining tiles were dropped", task.name)
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
     out = {
-        **headers(opts, model), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size), "X-Output-Size": "{}x{}".format(*result.out_size),
-        "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
+        **task.headers(opts, model), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size),
+        "X-Output-Size": "{}x{}".format(*result.out_size), "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
     }
     if result.frames > 1:
         counted = result.frames <= imaging.MAX_FRAMES_COUNTED

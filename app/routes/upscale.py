@@ -5,7 +5,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app import upscaler
-from app.routes.image_request import handle, image_body
+from app.routes.image_request import ImageTask, handle, image_body
 
 router = APIRouter(tags=["upscale"])
 
@@ -39,6 +39,16 @@ class UpscaleOptions(BaseModel):
     faces: bool = Field(False, description=FACES_HELP)
 
 
+UPSCALE = ImageTask(
+    "upscale", UpscaleOptions,
+    pick=lambda registry, o: registry.upscaler(o.model, o.scale),
+    work=lambda settings, registry, o, m, data, gone: upscaler.run(
+        m, data, o.format, o.quality, settings, gone, registry.face_model() if o.faces else None, o.scale),
+    headers=lambda o, m: {"X-Model": m.name},
+    also=lambda registry, o: [registry.face_model()] if o.faces else [],  # 422 before the body is read when there is none
+)
+
+
 @router.post(
     "/upscale", summary="Upscale an image by any factor from 1 to 8",
     openapi_extra=image_body("the upscaled image", {"scale": "number", "model": "string", "format": "string", "quality": "integer", "faces": "boolean"}),
@@ -51,13 +61,5 @@ async def upscale(
     quality: str | None = Query(None, description="1-100, JPEG/WebP"),
     faces: str | None = Query(None, description=FACES_HELP),
 ) -> Response:
-    settings, registry = request.app.state.settings, request.app.state.registry
-    return await handle(
-        request, "/upscale", {"scale": scale, "model": model, "format": format, "quality": quality, "faces": faces},
-        UpscaleOptions,
-        pick=lambda o: registry.upscaler(o.model, o.scale),
-        work=lambda o, m, data: upscaler.run(m, data, o.format, o.quality, settings, request.is_disconnected,
-                                             registry.face_model() if o.faces else None, o.scale),
-        headers=lambda o, m: {"X-Model": m.name},
-        also=lambda o: [registry.face_model()] if o.faces else [],  # 422 before the body is read when there is none
-    )
+    query = {"scale": scale, "model": model, "format": format, "quality": quality, "faces": faces}
+    return await handle(request, UPSCALE, query)

@@ -10,19 +10,21 @@ ARG ORT_PACKAGE="onnxruntime-gpu[cuda,cudnn]"
 ARG PIP_CA_BUNDLE=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies first, from the hashed locks (scripts/lock.sh) alone: this layer is rebuilt only when a lock
+# changes, not on every code change. The service's, then for the GPU image the onnxruntime-gpu swap with its
+# CUDA/cuDNN wheels.
 COPY requirements ./requirements
-COPY app ./app
-COPY degradations ./degradations
-# Every dependency from the hashed locks (scripts/lock.sh): the service's, then for the GPU image the
-# onnxruntime-gpu swap with its CUDA/cuDNN wheels; the project itself without resolving anything again.
 RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --require-hashes -r requirements/serve.lock \
-    && /opt/venv/bin/pip install --no-deps . \
     && if [ "${ORT_PACKAGE}" != "onnxruntime" ]; then \
          /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install --require-hashes -r requirements/gpu.lock; \
-       fi \
+       fi
+# Then the project itself, without resolving anything again.
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY degradations ./degradations
+RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -c "import onnxruntime, app.main; print(onnxruntime.get_available_providers())"
 
 FROM ${BASE_IMAGE} AS runtime

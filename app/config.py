@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    otel_endpoint: str = Field("", description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces; empty: no tracing")
+    otel_service_name: str = "gan-image-service"
     log_format: Literal["text", "json"] = Field("text", description="text lines, or JSON lines (python-json-logger)")
     models_dir: Path = Path(__file__).resolve().parent.parent / "models"
     # ONNX Runtime execution providers in order of preference; ones not available on this machine are skipped.

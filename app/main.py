@@ -52,7 +52,8 @@ class MetricsMiddleware:
             metrics.LATENCY.labels(route).observe(time.perf_counter() - t0)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, trace_exporter=None) -> FastAPI:
+    """``trace_exporter``: where spans go instead of GAN_OTEL_ENDPOINT's OTLP exporter (tests)."""
     settings = settings or get_settings()
     registry = Registry(settings)
     # Pillow's own bomb guard stays on (process-wide), above our limit so that ours answers first with its 413.
@@ -90,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
     if settings.api_key.get_secret_value():
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    if settings.otel_endpoint:
+        from app.tracing import setup
+
+        setup(app, settings.otel_endpoint, settings.otel_service_name, trace_exporter)
     app.add_middleware(MetricsMiddleware)  # refused requests are counted too
     app.add_middleware(RequestIdMiddleware)  # outermost: every log line and every answer carries the request ID
     return app

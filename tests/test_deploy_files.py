@@ -60,10 +60,20 @@ def test_compose_wires_replicas_to_the_nginx_template():
     lb = services["lb"]
     assert any("docker/nginx.conf.template" in v for v in lb["volumes"])
     template = (ROOT / "docker" / "nginx.conf.template").read_text()
-    for var in ("NGINX_PORT", "NGINX_UPSTREAM_SERVERS", "NGINX_CLIENT_MAX_BODY", "NGINX_RATE_LIMIT", "NGINX_RATE_BURST", "NGINX_CONN_LIMIT"):
+    for var in ("NGINX_PORT", "NGINX_UPSTREAM_SERVERS", "NGINX_CLIENT_MAX_BODY", "NGINX_RATE_LIMIT", "NGINX_RATE_BURST", "NGINX_CONN_LIMIT",
+                "NGINX_RESOLVER"):
         assert "${" + var + "}" in template and var in lb["environment"]
+    assert " resolve " in lb["environment"]["NGINX_UPSTREAM_SERVERS"] and "zone gan_replicas" in template  # replicas re-resolved
+    assert services["gan-gpu"]["image"] != services["gan-cpu"]["image"]  # the two profiles never share a tag
     gpu = services["gan-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
     for name in ("gan-gpu", "gan-cpu"):
         assert "gan" in services[name]["networks"]["default"]["aliases"]
         assert services[name]["healthcheck"]["test"][-1].count("/readyz") == 1
+
+
+def test_dockerfile_installs_dependencies_before_it_copies_the_code():
+    """The dependency layer depends on the locks only, so a code change reuses it (layer cache)."""
+    build = (ROOT / "Dockerfile").read_text().split("AS runtime")[0]
+    assert build.index("requirements/serve.lock") < build.index("COPY app")
+    assert build.index("requirements/gpu.lock") < build.index("COPY app")

@@ -35,7 +35,7 @@ class Nginx:
         servers = " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;" for p in upstream_ports)
         site = render(ROOT / "docker" / "nginx.conf.template",
                       {"NGINX_PORT": f"127.0.0.1:{self.port}", "NGINX_UPSTREAM_SERVERS": servers, "NGINX_CLIENT_MAX_BODY": "25m",
-                       "NGINX_RATE_LIMIT": str(rate), "NGINX_RATE_BURST": str(burst), "NGINX_CONN_LIMIT": "64"})
+                       "NGINX_RATE_LIMIT": str(rate), "NGINX_RATE_BURST": str(burst), "NGINX_CONN_LIMIT": "64", "NGINX_RESOLVER": "127.0.0.1"})
         (tmp / "site.conf").write_text(site)
         self.error_log = tmp / "error.log"
         (tmp / "nginx.conf").write_text(

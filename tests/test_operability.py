@@ -86,3 +86,18 @@ def test_healthz_fails_when_a_batch_worker_has_died(nearest_models):
         c.portal.call(lambda: task.cancel())
         r = c.get("/healthz")
         assert r.status_code == 503 and r.json()["models"] == ["nearest-x4"]
+
+
+def test_tracing_makes_a_span_per_request_with_its_request_id(nearest_models):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app.config import Settings
+    from app.main import create_app
+    spans = InMemorySpanExporter()
+    settings = Settings(models_dir=nearest_models, otel_endpoint="http://collector.invalid:4318/v1/traces", otel_service_name="gan-test")
+    with TestClient(create_app(settings, trace_exporter=spans)) as c:
+        assert c.post("/upscale?model=nearest-x2", content=png_bytes(Image.new("RGB", (8, 8))),
+                      headers={"X-Request-ID": "trace-1"}).status_code == 200
+    server = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert [s.name for s in server] == ["POST /upscale"]
+    assert server[0].attributes["http.request_id"] == "trace-1" and server[0].resource.attributes["service.name"] == "gan-test"

@@ -3,19 +3,20 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from app import degrader, errors
 from app.registry import Model, Registry
-from app.routes.image_request import ImageTask, handle, image_body
+from app.routes.image_request import ImageTask, handle
+from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, image_operation
 
 router = APIRouter(tags=["degrade"])
 
 
 class DegradeOptions(BaseModel):
-    scale: int = Field(4, description="1, 2 or 4: the output is 1/scale of the input on each side")
+    scale: int = Field(4, description="1, 2 or 4: the output is 1/scale of the input on each side", json_schema_extra={"enum": [1, 2, 4]})
     method: Literal["pipeline", "learned"] = Field(
         "pipeline", description="pipeline: the classical blur/resize/noise/JPEG pipeline; learned: the High-to-Low GAN")
     seed: int = Field(default_factory=lambda: secrets.randbelow(2**31), ge=0, lt=2**63,
@@ -50,17 +51,10 @@ DEGRADE = ImageTask(
 
 
 @router.post(
-    "/degrade", summary="Degrade an image as a real low-quality photo would be (for training data or testing)",
-    openapi_extra=image_body("the degraded image", {k: "string" for k in ("scale", "method", "seed", "strength", "format", "quality")}),
+    "/degrade", summary="Degrade an image as a real low-quality photo would be (for training data or testing)", responses=IMAGE_ERRORS,
+    openapi_extra=image_operation(DegradeOptions, "the degraded image", {
+        **COMMON_HEADERS, "X-Method": "pipeline or learned", "X-Scale": "the reduction", "X-Seed": "the seed used (give it back for the same bytes)",
+    }, {"scale": 4, "method": "pipeline", "seed": 42, "strength": "medium"}),
 )
-async def degrade(
-    request: Request,
-    scale: str | None = Query(None, description="1, 2 or 4 (default 4)"),
-    method: str | None = Query(None, description="pipeline (default) or learned"),
-    seed: str | None = Query(None, description="integer >= 0; random when absent (the X-Seed header says which)"),
-    strength: str | None = Query(None, description="light, medium (default) or heavy; pipeline only"),
-    format: str | None = Query(None, description="png, jpeg or webp"),
-    quality: str | None = Query(None, description="1-100, JPEG/WebP"),
-) -> Response:
-    query = {"scale": scale, "method": method, "seed": seed, "strength": strength, "format": format, "quality": quality}
-    return await handle(request, DEGRADE, query)
+async def degrade(request: Request) -> Response:
+    return await handle(request, DEGRADE)

@@ -6,7 +6,11 @@ from fastapi.responses import JSONResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process is up and every model's batch worker runs")
+NOT_OK = {"description": "not live / not ready: {\"status\": why, ...} (Retry-After on /readyz)",
+          "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}
+
+
+@router.get("/healthz", summary="Liveness: the process is up and every model's batch worker runs", responses={503: NOT_OK})
 async def healthz(request: Request) -> JSONResponse:
     """503 when a batch worker has died (the process cannot serve that model again: a restart is the cure)."""
     registry = request.app.state.registry
@@ -16,7 +20,7 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: models loaded and warmed, not draining")
+@router.get("/readyz", summary="Readiness: models loaded and warmed, not draining", responses={503: NOT_OK})
 async def readyz(request: Request) -> JSONResponse:
     """Model names and their states only: why a model failed is in the server's log, not here."""
     registry, state = request.app.state.registry, request.app.state

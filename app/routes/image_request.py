@@ -52,23 +52,14 @@ def parse_options(cls: type[Options], query: dict[str, str | None], form: dict[s
         raise errors.unprocessable(msg) from None
 
 
-def image_body(description: str, fields: dict[str, str]) -> dict:
-    """OpenAPI for a body that is either multipart (field ``image`` + option fields) or the raw image."""
-    props = {"image": {"type": "string", "format": "binary"}, **{k: {"type": t} for k, t in fields.items()}}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": props}},
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
-            },
-        },
-        "responses": {200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": description}},
-    }
+def query_options(request: Request, task: ImageTask) -> dict[str, str]:
+    """The task's options in the query string (other parameters are ignored)."""
+    return {k: v for k, v in request.query_params.items() if k in task.options.model_fields}
 
 
-async def handle(request: Request, task: ImageTask, query: dict[str, str | None]) -> Response:
+async def handle(request: Request, task: ImageTask) -> Response:
     t0 = time.perf_counter()
+    query = query_options(request, task)
     settings, registry = request.app.state.settings, request.app.state.registry
     try:
         # The memory budget is taken before a byte of the body is read; the body is read under its own deadline,

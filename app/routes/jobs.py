@@ -5,28 +5,57 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from app import errors, upload
 from app.jobs import Job
 from app.routes.degrade import DEGRADE
-from app.routes.image_request import ImageTask, image_body, parse_options
-from app.routes.upscale import UPSCALE
+from app.routes.image_request import ImageTask, parse_options, query_options
+from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, IMAGE_TYPES, ErrorDetail, image_operation
+from app.routes.openapi import errors as errors_doc
+from app.routes.upscale import UPSCALE, UpscaleOptions
 from app.upscaler import PROGRESS, admitted
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 TASKS: dict[str, ImageTask] = {t.name: t for t in (UPSCALE, DEGRADE)}
+JOB_ID = Path(description="the id POST /v1/jobs answered", examples=["3f9c2a7b1d4e5f6a7b8c9d0e"])
+
+
+class JobView(BaseModel):
+    """A job as GET /v1/jobs/{id} answers it."""
+
+    id: str
+    task: Literal["upscale", "degrade"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    created: float
+    started: float | None
+    finished: float | None
+    progress: dict[str, float] = Field(description="tiles_done, tiles_total, fraction")
+    eta_s: float | None = Field(description="seconds left at the speed so far (while running)")
+    error: ErrorDetail | dict | None = Field(description="a failed job's error: status, code, message")
+    result: dict | None = Field(None, description="when done: url, media_type, bytes")
+
+
+def _submit_docs() -> dict:
+    doc = image_operation(UpscaleOptions, "", {}, {"task": "upscale", "scale": 4}, extra_params={"task": {
+        "type": "string", "enum": list(TASKS), "default": "upscale",
+        "description": "which route's work: upscale (the options of /upscale, shown here) or degrade (those of /degrade)"}})
+    doc["responses"] = {"202": {"description": "the job, with Location: /v1/jobs/{id}", "headers": {
+        "Location": {"description": "the job's URL", "schema": {"type": "string"}},
+        "X-Request-ID": {"description": COMMON_HEADERS["X-Request-ID"], "schema": {"type": "string"}}}}}
+    return doc
 
 
 @router.post(
     "", status_code=202, summary="Submit an /upscale or /degrade request as a job (for images too large to wait for)",
-    openapi_extra=image_body("the job (202), with Location: /v1/jobs/{id}", {"task": "string"}),
+    response_model=JobView, responses=IMAGE_ERRORS, openapi_extra=_submit_docs(),
 )
-async def submit(
-    request: Request,
-    task: Literal["upscale", "degrade"] = Query("upscale", description="which route's work; its options follow as for that route"),
-) -> JSONResponse:
+async def submit(request: Request) -> JSONResponse:
+    task = request.query_params.get("task", "upscale")
+    if task not in TASKS:
+        raise errors.unprocessable(f"task: use one of {', '.join(TASKS)}")
     app = request.app
     settings, registry, store = app.state.settings, app.state.registry, app.state.jobs
     spec = TASKS[task]
@@ -37,8 +66,7 @@ async def submit(
         if e.status != 408:
             await upload.discard_body(request, settings.max_body_bytes)
         raise
-    query = {k: v for k, v in request.query_params.items() if k != "task"}
-    opts = parse_options(spec.options, query, {k: v for k, v in form.items() if k != "task"})
+    opts = parse_options(spec.options, query_options(request, spec), form)
     models = spec.models(registry, opts)  # an unknown model or a bad combination: 404/422 now, not in the job
 
     async def work(job: Job) -> tuple[bytes, str, dict[str, str]]:
@@ -61,22 +89,26 @@ async def submit(
     return JSONResponse(job.describe(), 202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("/{job_id}", summary="A job's status, progress (tiles done / total) and ETA")
-async def status(request: Request, job_id: str) -> dict:
+@router.get("/{job_id}", summary="A job's status, progress (tiles done / total) and ETA", response_model=JobView,
+            responses=errors_doc(401, 404, 422))
+async def status(request: Request, job_id: str = JOB_ID) -> dict:
     return request.app.state.jobs.get(job_id).describe()
 
 
 @router.get("/{job_id}/result", summary="The finished job's image (409 until it is done)",
-            responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}}})
-async def result(request: Request, job_id: str) -> Response:
+            responses={200: {"description": "the image, with the headers of the route's answer",
+                             "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}},
+                       **errors_doc(401, 404, 409, 422)})
+async def result(request: Request, job_id: str = JOB_ID) -> Response:
     store = request.app.state.jobs
     job = store.get(job_id)
     body = await asyncio.to_thread(store.result, job)
     return Response(body, media_type=job.media_type, headers=job.headers)
 
 
-@router.delete("/{job_id}", summary="Cancel a job (its queued tiles are dropped) and delete it with its result")
-async def cancel(request: Request, job_id: str) -> dict:
+@router.delete("/{job_id}", summary="Cancel a job (its queued tiles are dropped) and delete it with its result",
+               responses=errors_doc(401, 404, 422))
+async def cancel(request: Request, job_id: str = JOB_ID) -> dict:
     store = request.app.state.jobs
     job = store.get(job_id)
     await store.cancel(job)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import errors, upload
 from app import text_to_image as t2i
+from app.routes.openapi import errors as errors_doc
 from app.upscaler import admitted
 
 router = APIRouter(tags=["text-to-image"])
@@ -68,7 +69,8 @@ async def parse(request: Request) -> TextToImageRequest:
         raise errors.unprocessable(msg) from None
 
 
-@router.post("/text-to-image", summary="Generate images from a text prompt", openapi_extra=_request_body())
+@router.post("/text-to-image", summary="Generate images from a text prompt", openapi_extra=_request_body(),
+             responses=errors_doc(400, 401, 404, 413, 415, 422, 429, 503, 504))
 async def text_to_image(request: Request) -> Response:
     t0 = time.perf_counter()
     settings, registry = request.app.state.settings, request.app.state.registry

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Literal
+
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app import upscaler
-from app.routes.image_request import ImageTask, handle, image_body
+from app.routes.image_request import ImageTask, handle
+from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, image_operation
 
 router = APIRouter(tags=["upscale"])
 
@@ -33,7 +36,7 @@ SCALE_HELP = (
 class UpscaleOptions(BaseModel):
     scale: float | None = Field(None, ge=1, le=8, allow_inf_nan=False, description=SCALE_HELP)
     model: str | None = Field(None, description=MODEL_HELP)
-    format: str | None = Field(None, pattern="^(png|jpeg|webp|tiff)$",
+    format: Literal["png", "jpeg", "webp", "tiff"] | None = Field(None,
                                description="output format; default: the input's family. 16-bit inputs stay 16-bit in png and tiff")
     quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality")
     faces: bool = Field(False, description=FACES_HELP)
@@ -49,17 +52,17 @@ UPSCALE = ImageTask(
 )
 
 
+UPSCALE_HEADERS = {
+    **COMMON_HEADERS,
+    "X-Scale": "the scale asked (or the model's)", "X-Model-Scale": "the model's own scale",
+    "X-Resize": "none, or how the model's output was resized to the scale asked (lanczos or area, from -> to)",
+    "X-Faces-Enhanced": "faces=true: how many faces the face model upscaled", "X-Face-Model": "faces=true: the face model",
+}
+
+
 @router.post(
-    "/upscale", summary="Upscale an image by any factor from 1 to 8",
-    openapi_extra=image_body("the upscaled image", {"scale": "number", "model": "string", "format": "string", "quality": "integer", "faces": "boolean"}),
+    "/upscale", summary="Upscale an image by any factor from 1 to 8", responses=IMAGE_ERRORS,
+    openapi_extra=image_operation(UpscaleOptions, "the upscaled image", UPSCALE_HEADERS, {"scale": 4, "format": "png"}),
 )
-async def upscale(
-    request: Request,
-    scale: str | None = Query(None, description=SCALE_HELP),
-    model: str | None = Query(None, description=MODEL_HELP),
-    format: str | None = Query(None, description="png, jpeg, webp or tiff"),
-    quality: str | None = Query(None, description="1-100, JPEG/WebP"),
-    faces: str | None = Query(None, description=FACES_HELP),
-) -> Response:
-    query = {"scale": scale, "model": model, "format": format, "quality": quality, "faces": faces}
-    return await handle(request, UPSCALE, query)
+async def upscale(request: Request) -> Response:
+    return await handle(request, UPSCALE)

@@ -1,0 +1,39 @@
+"""OpenTelemetry tracing, when an OTLP endpoint is configured (GAN_OTEL_ENDPOINT) and the ``tracing`` extra is
+installed (``pip install 'gan-image-service[tracing]'``): a span per request (the FastAPI instrumentation, with
+the route template, status and the X-Request-ID as an attribute), exported over OTLP/HTTP in batches."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+log = logging.getLogger("app.tracing")
+
+
+def setup(app: FastAPI, endpoint: str, service_name: str, exporter=None) -> None:
+    """Instrument ``app``; ``exporter`` replaces the OTLP exporter (tests pass an in-memory one)."""
+    try:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    except ImportError as e:
+        raise RuntimeError(f"GAN_OTEL_ENDPOINT is set but the tracing extra is not installed ({e}): "
+                           "pip install 'gan-image-service[tracing]'") from None
+    from app.logs import REQUEST_ID
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def on_request(span, scope) -> None:
+        if span and span.is_recording():
+            span.set_attribute("http.request_id", REQUEST_ID.get())
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, server_request_hook=on_request,
+                                       excluded_urls="healthz,readyz,metrics")
+    log.info("tracing to %s as %s", endpoint, service_name)

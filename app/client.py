@@ -100,7 +100,7 @@ def error_from(response: httpx.Response) -> ServiceError:
 class ImageResult:
     content: bytes
     media_type: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names, as httpx gives them
 
     def image(self) -> Image.Image:
         return Image.open(io.BytesIO(self.content))
@@ -145,7 +145,7 @@ def _t2i_results(r: httpx.Response) -> list[ImageResult]:
     if not r.headers.get("content-type", "").startswith("application/json"):
         return [_result(r)]
     body = r.json()
-    return [ImageResult(base64.b64decode(b), body["media_type"], {**dict(r.headers), "X-Seed": str(s)})
+    return [ImageResult(base64.b64decode(b), body["media_type"], {**dict(r.headers), "x-seed": str(s)})
             for b, s in zip(body["images"], body["seeds"])]
 
 

@@ -30,10 +30,21 @@ def setup(app: FastAPI, endpoint: str, service_name: str, exporter=None) -> None
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
 
-    def on_request(span, scope) -> None:
-        if span and span.is_recording():
-            span.set_attribute("http.request_id", REQUEST_ID.get())
+    from opentelemetry import trace
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, server_request_hook=on_request,
-                                       excluded_urls="healthz,readyz,metrics")
+    class TagRequestId:
+        """Inside the request's span (the instrumentation's middleware is outermost) and inside app.logs'
+        RequestIdMiddleware (added after this one, so outer to it): the span gets the request's ID."""
+
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send) -> None:
+            span = trace.get_current_span()
+            if scope["type"] == "http" and span.is_recording():
+                span.set_attribute("http.request_id", REQUEST_ID.get())
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(TagRequestId)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics")
     log.info("tracing to %s as %s", endpoint, service_name)

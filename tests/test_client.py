@@ -86,3 +86,24 @@ def test_a_non_json_error_body_still_gives_a_typed_error():
     e = error_from(httpx.Response(413, text="<html>Request Entity Too Large</html>"))
     assert e.status == 413 and e.code == "http_error" and "Too Large" in e.message
     assert type(e).__name__ == "TooLarge"
+
+
+def test_text_to_image_one_or_many(tmp_path):
+    """n = 1 answers the image bytes, n > 1 JSON with base64 images: the client gives a list of images either way."""
+    from tests import t2i_standins as standins
+    from tests.helpers import ServerProcess, write_nearest_model
+
+    write_nearest_model(tmp_path, "nearest-x4", 4)
+    standins.write_t2i_models(tmp_path)
+    srv = ServerProcess({"GAN_MODELS_DIR": str(tmp_path)})
+    try:
+        with Client(srv.url) as c:
+            [one] = c.text_to_image("a red flower", seed=5)
+            assert one.image().size == (64, 64) and one.headers["x-seed"] == "5"
+            many = c.text_to_image("a red flower", n=3, seed=5, size=256, format="jpeg")
+            assert [m.image().size for m in many] == [(256, 256)] * 3 and [m.headers["x-seed"] for m in many] == ["5", "6", "7"]
+            assert many[0].media_type == "image/jpeg"
+            with pytest.raises(InvalidParameters):
+                c.text_to_image("")
+    finally:
+        srv.stop()

@@ -23,6 +23,10 @@ TASKS: dict[str, ImageTask] = {t.name: t for t in (UPSCALE, DEGRADE)}
 JOB_ID = Path(description="the id POST /v1/jobs answered", examples=["3f9c2a7b1d4e5f6a7b8c9d0e"])
 
 
+class JobError(ErrorDetail):
+    status: int = Field(description="the HTTP status the synchronous route would have answered")
+
+
 class JobView(BaseModel):
     """A job as GET /v1/jobs/{id} answers it."""
 
@@ -34,7 +38,7 @@ class JobView(BaseModel):
     finished: float | None
     progress: dict[str, float] = Field(description="tiles_done, tiles_total, fraction")
     eta_s: float | None = Field(description="seconds left at the speed so far (while running)")
-    error: ErrorDetail | dict | None = Field(description="a failed job's error: status, code, message")
+    error: JobError | None = Field(description="a failed job's error")
     result: dict | None = Field(None, description="when done: url, media_type, bytes")
 
 

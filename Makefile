@@ -25,9 +25,10 @@ serve: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Style and the walls between packages (pyproject.toml: [tool.ruff], [tool.importlinter]).
+# Style, types of the service and the walls between packages (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]).
 lint: install-dev
 	$(BIN)/ruff check app training degradations bench tests
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 clean:

@@ -13,13 +13,18 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from app.config import get_settings
 
 
 class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.served = app
+
     def handle_exit(self, sig, frame) -> None:
-        self.config.app.state.draining = True
+        self.served.state.draining = True
         super().handle_exit(sig, frame)
 
 
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(app, host=s.host, port=s.port, log_level=s.log_level, timeout_graceful_shutdown=drain_s,
                             http="h11", h11_max_incomplete_event_size=s.max_header_bytes, limit_concurrency=s.max_connections,
                             timeout_keep_alive=5, log_config=None)
-    Server(config).run()
+    Server(config, app).run()
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class _Item:
 
 class Batcher:
     def __init__(
-        self, name: str, run: Callable[..., np.ndarray], max_batch: int, max_wait_ms: float, max_queue: int, workers: int = 1
+        self, name: str, run: Callable[..., Any], max_batch: int, max_wait_ms: float, max_queue: int, workers: int = 1
     ) -> None:
         self.name, self.run = name, run
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000.0
@@ -107,7 +108,7 @@ class Batcher:
         finally:
             self.in_flight -= 1
 
-    def submit(self, tiles: list[Tile]) -> list[asyncio.Future]:
+    def submit(self, tiles: Sequence[Tile]) -> list[asyncio.Future]:
         """Queue tiles (each an array, or a tuple with one array per model input); a future per tile."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in tiles]

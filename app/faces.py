@@ -43,7 +43,7 @@ class Square:
 
 @lru_cache
 def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise RuntimeError(f"could not load the Haar cascade {path}")
@@ -57,7 +57,7 @@ def detect(pixels: np.ndarray, maxval: int) -> list[tuple[int, int, int, int]]:
     size = (max(1, round(gray.shape[1] * f)), max(1, round(gray.shape[0] * f)))
     gray = cv2.equalizeHist(cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC if f > 1 else cv2.INTER_AREA))
     found = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6, minSize=(24, 24))
-    boxes = [tuple(int(round(v / f)) for v in box) for box in found]
+    boxes = [(int(round(x / f)), int(round(y / f)), int(round(w / f)), int(round(h / f))) for x, y, w, h in found]
     return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 

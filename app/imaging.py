@@ -144,9 +144,10 @@ def _metadata(im: Image.Image) -> tuple[bytes | None, bytes | None, int]:
 
 def _sixteen_bit_colour(im: Image.Image) -> bool:
     """A 16-bit RGB(A) PNG or TIFF, which Pillow would read as 8 bits."""
-    if im.mode not in ("RGB", "RGBA") or not im.tile:
+    tile = getattr(im, "tile", None)  # what the parser found, before anything is decoded
+    if im.mode not in ("RGB", "RGBA") or not tile:
         return False
-    args = im.tile[0][3]
+    args = tile[0][3]
     rawmode = args[0] if isinstance(args, tuple) and args else args
     return isinstance(rawmode, str) and ";16" in rawmode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -67,18 +68,19 @@ def create_app(settings: Settings | None = None, trace_exporter=None) -> FastAPI
         app.state.jobs = JobStore(settings.jobs_max, settings.jobs_max_bytes, settings.jobs_spill_bytes, settings.jobs_disk_bytes,
                                   settings.jobs_ttl_s, settings.jobs_dir, settings.retry_after_s, settings.jobs_concurrency)
         registry.ready = True
-        log.info("ready: %s", {n: m.session.provider for n, m in registry.models.items()})
+        log.info("ready: %s", {n: m.provider for n, m in registry.models.items()})
         yield
         app.state.draining = True
         await app.state.jobs.close()
         await registry.stop()
 
+    no_docs: dict[str, Any] = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
         title="GAN image service",
         version=__version__,
         description="Super-resolution (and more) with GANs trained by this project, served from ONNX Runtime.",
         lifespan=lifespan,
-        **({} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
+        **no_docs,
     )
     app.state.settings, app.state.registry, app.state.draining = settings, registry, False
     app.state.budget = Budget(settings.max_inflight_bytes, settings.retry_after_s)

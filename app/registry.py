@@ -36,6 +36,13 @@ class Model:
         return self.card["task"]
 
     @property
+    def net(self) -> Session:
+        """The ONNX Runtime session: every model has one but the degradation pipeline's worker."""
+        if self.session is None:
+            raise RuntimeError(f"{self.name} runs no network")
+        return self.session
+
+    @property
     def provider(self) -> str:
         return self.session.provider if self.session else "CPU (numpy/OpenCV)"
 
@@ -133,11 +140,11 @@ class Registry:
                 tile = self.settings.tile_size
                 if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
                     tile = output_tile(tile, m.scale) * m.scale
-                if m.session.device == "cpu":  # shapes vary (whole images): one small run initialises the session
-                    m.session.warmup(1, min(tile, 64 if m.task != "degradation" else 64 * m.scale))
+                if m.net.device == "cpu":  # shapes vary (whole images): one small run initialises the session
+                    m.net.warmup(1, min(tile, 64 if m.task != "degradation" else 64 * m.scale))
                     continue
                 for batch in sorted({1, m.batcher.max_batch}):  # the tile shapes seen alone and under load
-                    m.session.warmup(batch, tile)
+                    m.net.warmup(batch, tile)
             except Exception as e:  # a model that cannot run is not served; the others are
                 self.drop(m.name, f"warm-up failed: {type(e).__name__}: {e}")
 

@@ -88,10 +88,10 @@ def warmup(model: Model, batch: int) -> None:
     if model.task == ENCODER_TASK:
         batch = min(batch, model.batcher.max_batch)
         length = bucket(1, int(model.card["max_length"]))
-        model.session.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
+        model.net.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
     else:
         emb = np.zeros((batch, embedding_dim(model)), np.float32)
-        model.session.run(*generator_inputs(model, emb, np.zeros((batch, z_dim(model)), np.float32)))
+        model.net.run(*generator_inputs(model, emb, np.zeros((batch, z_dim(model)), np.float32)))
 
 
 # -- model inputs ---------------------------------------------------------------------------------------------
@@ -99,26 +99,26 @@ def z_dim(model: Model) -> int:
     """The noise length: the card's ``z_dim``, else the graph's fixed ``noise`` width."""
     if "z_dim" in model.card:
         return int(model.card["z_dim"])
-    shape = next((i.shape for i in model.session.session.get_inputs() if i.name == "noise"), [None, None])
+    shape = next((i.shape for i in model.net.session.get_inputs() if i.name == "noise"), [None, None])
     if isinstance(shape[1], int):
         return shape[1]
     raise ValueError("a text-to-image card needs 'z_dim' (the length of its noise input)")
 
 
 def embedding_dim(model: Model) -> int:
-    shape = next(i.shape for i in model.session.session.get_inputs() if i.name == "text_embedding")
+    shape = next(i.shape for i in model.net.session.get_inputs() if i.name == "text_embedding")
     return int(shape[1]) if isinstance(shape[1], int) else int(model.card.get("embedding_dim", 384))
 
 
 def encoder_inputs(model: Model, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """The encoder's inputs in its graph's order (``token_type_ids``, where a graph has it, are zeros)."""
     by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    return tuple(by_name[n] for n in model.session.input_names)
+    return tuple(by_name[n] for n in model.net.input_names)
 
 
 def generator_inputs(model: Model, embedding: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, ...]:
     by_name = {"text_embedding": embedding, "noise": noise}
-    return tuple(by_name[n] for n in model.session.input_names)
+    return tuple(by_name[n] for n in model.net.input_names)
 
 
 def bucket(length: int, max_length: int) -> int:

@@ -106,14 +106,14 @@ class Stitcher:
         self.plan = plan
         s = plan.scale
         self.maxval = 65535 if dtype == np.uint16 else 255
-        self.out = np.empty((plan.height * s, plan.width * s, 3), dtype)
+        self.out: np.ndarray = np.empty((plan.height * s, plan.width * s, 3), dtype)
         self.th, self.tw = plan.tile_h * s, plan.tile_w * s
         self._wy = axis_weights([y * s for y in plan.ys], self.th, plan.overlap * s)
         self._wx = axis_weights([x * s for x in plan.xs], self.tw, plan.overlap * s)
         # Rows shared between the tile row being added and the next one, image wide; and the columns shared
         # between the tile being added and the next in its row, tile high.
         self._bottom = np.zeros((0, plan.width * s, 3), np.float32)
-        self._next_bottom = self._bottom
+        self._next_bottom: np.ndarray = self._bottom
         self._right = np.zeros((self.th, 0, 3), np.float32)
         self._next = 0
 
@@ -130,7 +130,7 @@ class Stitcher:
             raise ValueError(f"tile output of shape {output.shape}, expected {(3, self.th, self.tw)}")
         row, col = divmod(self._next, p.cols)
         if col == 0:  # a new tile row: the previous row's bottom strip is what this row's top shares
-            self._bottom, self._next_bottom = self._next_bottom, None
+            self._bottom, self._next_bottom = self._next_bottom, np.empty((0, 0, 3), np.float32)  # replaced below
             self._right = np.zeros((self.th, 0, 3), np.float32)
         y0, x0 = p.ys[row] * s, p.xs[col] * s
         # Where the next tile (right) and the next tile row (below) begin: from there on pixels are shared.

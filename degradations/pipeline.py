@@ -12,6 +12,7 @@ and the service (``POST /degrade``) run exactly the same code; the same seed giv
 from __future__ import annotations
 
 import math
+import os
 
 import cv2
 import numpy as np
@@ -93,7 +94,7 @@ PRESETS: dict[str, Pipeline] = {
 }
 
 
-def load_presets(path: str | None) -> dict[str, Pipeline]:
+def load_presets(path: str | os.PathLike | None) -> dict[str, Pipeline]:
     """PRESETS, with the ones named in a JSON file replaced (validated: a typo fails loudly)."""
     if not path:
         return dict(PRESETS)
@@ -212,7 +213,10 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("JPEG decoding failed")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def random_jpeg(img: np.ndarray, rng: np.random.Generator, p: Jpeg) -> np.ndarray:

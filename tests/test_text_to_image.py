@@ -413,7 +413,7 @@ def shipped_encoder():
     card = json.loads((SHIPPED / "text-encoder.json").read_text())
     session = Session(str(SHIPPED / card["onnx"]["file"]), ["CPUExecutionProvider"], 1)
     tok = t2i.load_tokenizer(SHIPPED / "text-encoder.json", card)
-    enc = SimpleNamespace(session=session)  # what encoder_inputs needs of a Model
+    enc = SimpleNamespace(net=session)  # what encoder_inputs needs of a Model
 
     def embed(*prompts: str, pad: bool = False) -> np.ndarray:
         """One session call for the prompts, padded to a common length (the bucket with ``pad``)."""

@@ -39,6 +39,8 @@ def _pick(registry: Registry, o: DegradeOptions) -> Model:
         if o.strength is not None:
             raise errors.unprocessable("strength applies to method=pipeline; the learned model has the strength it learned")
         return registry.degrader(o.scale)
+    if registry.pipeline is None:
+        raise errors.unavailable(1, "the degradation pipeline is not loaded yet")
     return registry.pipeline
 
 

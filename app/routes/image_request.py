@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -42,7 +42,7 @@ class ImageTask(Generic[Options]):
         return [self.pick(registry, opts), *self.also(registry, opts)]
 
 
-def parse_options(cls: type[Options], query: dict[str, str | None], form: dict[str, str]) -> Options:
+def parse_options(cls: type[Options], query: Mapping[str, str | None], form: Mapping[str, str]) -> Options:
     """Options from form fields and the query string (the query wins), validated into ``cls`` (422)."""
     raw = {**{k: v for k, v in form.items() if k in cls.model_fields}, **{k: v for k, v in query.items() if v is not None}}
     try:

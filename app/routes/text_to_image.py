@@ -5,7 +5,7 @@ import base64
 import json
 import secrets
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,7 +18,7 @@ from app.upscaler import admitted
 
 router = APIRouter(tags=["text-to-image"])
 MAX_BODY = 16 * 1024  # a prompt is at most 300 characters: a JSON body needs far less
-EXAMPLE = {"prompt": "this flower has bright yellow petals and a dark center", "n": 1, "seed": 42, "size": 256, "format": "png"}
+EXAMPLE: dict[str, Any] = {"prompt": "this flower has bright yellow petals and a dark center", "n": 1, "seed": 42, "size": 256, "format": "png"}
 
 
 class TextToImageRequest(BaseModel):

@@ -186,15 +186,24 @@ class Registry:
             raise errors.unprocessable(f"faces=true needs the face model '{name}' (GAN_FACE_MODEL), which is not loaded{why}")
         return self.models[name]
 
-    def upscaler(self, name: str | None, scale: float | None) -> Model:
-        """The model a request asks for: by name (any scale: its output is resized), else the default upscaler
-        for the scale: sr-x2 up to x2, sr-x4 above (the other when only one is loaded)."""
+    def upscaler(self, name: str | None, scale: float | None, mode: str | None = None) -> Model:
+        """The model a request asks for: by name (any scale: its output is resized); by ``mode`` for real photos
+        (faithful: real-xN-l1, crisp: real-xN); else the default upscaler for the scale: sr-x2 up to x2, sr-x4
+        above (the other when only one is loaded)."""
         if name:
+            if mode:
+                raise errors.unprocessable("give either model or mode, not both")
             model = self.get(name)
             if model.task != "super-resolution":
                 raise errors.unprocessable(f"model '{name}' is a {model.task} model, not an upscaler")
             return model
         native = 2 if scale is not None and scale <= 2 else 4
+        if mode:
+            suffix = {"faithful": "-l1", "crisp": ""}[mode]
+            for s in (native, 6 - native):
+                if f"real-x{s}{suffix}" in self.models:
+                    return self.models[f"real-x{s}{suffix}"]
+            raise errors.unprocessable(f"mode={mode} needs a real-photo model (real-x{native}{suffix}), which is not loaded")
         for s in (native, 6 - native):
             # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
             for preferred in (f"sr-x{s}-fp16", f"sr-x{s}-int8", f"sr-x{s}"):

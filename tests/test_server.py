@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import encoded, photo, png_bytes
+from tests.helpers import encoded, photo, png_bytes, write_nearest_model
 
 
 @pytest.fixture(scope="module")
@@ -314,3 +314,21 @@ def test_oversized_request_head_is_refused(test_server):
             answer = b""
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer  # refused or closed, never served
     assert httpx.get(test_server.url + "/healthz").status_code == 200  # and the server is fine
+
+
+def test_mode_picks_the_real_photo_models(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    for name, scale in (("real-x4-l1", 4), ("real-x4", 4), ("sr-x4", 4)):
+        write_nearest_model(tmp_path, name, scale)
+    with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
+        img = png_bytes(Image.new("RGB", (8, 8)))
+        assert c.post("/upscale?mode=faithful", content=img).headers["x-model"] == "real-x4-l1"
+        r = c.post("/upscale?mode=crisp&scale=2", content=img)  # no real-x2: the x4 model, resized
+        assert r.headers["x-model"] == "real-x4" and r.headers["x-output-size"] == "16x16"
+        assert c.post("/upscale", content=img).headers["x-model"] == "sr-x4"
+        assert c.post("/upscale?mode=faithful&model=sr-x4", content=img).status_code == 422
+        assert c.post("/upscale?mode=sharpest", content=img).status_code == 422

@@ -14,7 +14,8 @@ router = APIRouter(tags=["upscale"])
 
 MODEL_HELP = (
     "model name from /v1/models. sr-x4 / sr-x2: clean, sharp sources (renders, screenshots, good cameras); highest "
-    "PSNR. real-x4: real photos with JPEG artefacts, noise or blur (web images, phone shots, old photos). srgan-x4: "
+    "PSNR. real-x4-l1: real photos with JPEG artefacts, noise or blur (web images, phone shots, old photos), faithful; "
+    "real-x4: the same, crisper, with some invented texture. srgan-x4: "
     "the sharpest, most photo-like texture on clean sources, with invented detail (not for measurements)."
 )
 
@@ -23,6 +24,13 @@ FACES_HELP = (
     "true: also find the faces in the image and upscale each with the face model (face-x4), pasted over the "
     "general result with a soft edge; X-Faces-Enhanced says how many. Faces whose crop is under GAN_FACE_MIN_PX or "
     "over GAN_FACE_MAX_PX input pixels keep the general result. The faces are plausible, not evidence of identity."
+)
+
+
+MODE_HELP = (
+    "for real photos (JPEG artefacts, noise, blur) when you do not want to pick a model: faithful = the restoration "
+    "model trained with a pixel loss only (real-x4-l1: removes artefacts and noise, invents nothing, a little soft); "
+    "crisp = its adversarial fine-tune (real-x4: sharper, with some invented texture). Not with model."
 )
 
 
@@ -40,11 +48,12 @@ class UpscaleOptions(BaseModel):
                                description="output format; default: the input's family. 16-bit inputs stay 16-bit in png and tiff")
     quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality")
     faces: bool = Field(False, description=FACES_HELP)
+    mode: Literal["faithful", "crisp"] | None = Field(None, description=MODE_HELP)
 
 
 UPSCALE = ImageTask(
     "upscale", UpscaleOptions,
-    pick=lambda registry, o: registry.upscaler(o.model, o.scale),
+    pick=lambda registry, o: registry.upscaler(o.model, o.scale, o.mode),
     work=lambda settings, registry, o, m, data, gone: upscaler.run(
         m, data, o.format, o.quality, settings, gone, registry.face_model() if o.faces else None, o.scale),
     headers=lambda o, m: {"X-Model": m.name},

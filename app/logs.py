@@ -11,6 +11,8 @@ import re
 import uuid
 from contextvars import ContextVar
 
+from app.asgi import HttpMiddleware
+
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 HEADER = "x-request-id"
 VALID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")  # what a client may choose; anything else is replaced
@@ -42,16 +44,10 @@ def configure(level: str = "info", fmt: str = "text") -> None:
         logging.getLogger(name).propagate = True
 
 
-class RequestIdMiddleware:
-    """Pure ASGI: the request's ID in REQUEST_ID while it is served, and in the response's X-Request-ID."""
+class RequestIdMiddleware(HttpMiddleware):
+    """The request's ID in REQUEST_ID while it is served, and in the response's X-Request-ID."""
 
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope, receive, send) -> None:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.encode()), "")
         rid = given if VALID.match(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(rid)

@@ -12,6 +12,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, cpu, errors, metrics
+from app.asgi import HttpMiddleware
 from app.auth import ApiKeyMiddleware
 from app.budget import Budget
 from app.config import Settings, get_settings
@@ -26,16 +27,10 @@ log = logging.getLogger("app")
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
-class MetricsMiddleware:
-    """Counts requests by route template and status, and times them (pure ASGI: no body buffering)."""
+class MetricsMiddleware(HttpMiddleware):
+    """Counts requests by route template and status, and times them."""
 
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope, receive, send) -> None:
         t0, status = time.perf_counter(), 500
 
         async def send_wrapper(message) -> None:

@@ -20,6 +20,7 @@ def setup(app: FastAPI, endpoint: str, service_name: str, exporter=None) -> None
     except ImportError as e:
         raise RuntimeError(f"GAN_OTEL_ENDPOINT is set but the tracing extra is not installed ({e}): "
                            "pip install 'gan-image-service[tracing]'") from None
+    from app.asgi import HttpMiddleware
     from app.logs import REQUEST_ID
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
@@ -32,18 +33,15 @@ def setup(app: FastAPI, endpoint: str, service_name: str, exporter=None) -> None
 
     from opentelemetry import trace
 
-    class TagRequestId:
+    class TagRequestId(HttpMiddleware):
         """Inside the request's span (the instrumentation's middleware is outermost) and inside app.logs'
         RequestIdMiddleware (added after this one, so outer to it): the span gets the request's ID."""
 
-        def __init__(self, inner) -> None:
-            self.inner = inner
-
-        async def __call__(self, scope, receive, send) -> None:
+        async def http(self, scope, receive, send) -> None:
             span = trace.get_current_span()
-            if scope["type"] == "http" and span.is_recording():
+            if span.is_recording():
                 span.set_attribute("http.request_id", REQUEST_ID.get())
-            await self.inner(scope, receive, send)
+            await self.app(scope, receive, send)
 
     app.add_middleware(TagRequestId)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics")

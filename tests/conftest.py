@@ -5,12 +5,22 @@ import pytest
 from tests.helpers import ServerProcess, write_nearest_model
 
 
+def _x2_and_x4(tmp_path_factory, prefix: str):
+    d = tmp_path_factory.mktemp(f"{prefix}-models")
+    for scale in (2, 4):
+        write_nearest_model(d, f"{prefix}-x{scale}", scale)
+    return d
+
+
 @pytest.fixture(scope="session")
 def nearest_models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    write_nearest_model(d, "nearest-x2", 2)
-    write_nearest_model(d, "nearest-x4", 4)
-    return d
+    return _x2_and_x4(tmp_path_factory, "nearest")
+
+
+@pytest.fixture(scope="session")
+def sr_models(tmp_path_factory):
+    """Nearest-neighbour stand-ins under the shipped names (sr-x2, sr-x4), so that defaults pick them."""
+    return _x2_and_x4(tmp_path_factory, "sr")
 
 
 @pytest.fixture(scope="session")

@@ -9,18 +9,14 @@ import pytest
 from PIL import Image, ImageCms
 
 from app import cli
-from tests.helpers import photo, write_nearest_model
+from tests.helpers import photo
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Nearest-neighbour stand-ins under the shipped names, so the CLI's defaults pick them."""
-    d = tmp_path_factory.mktemp("cli-models")
-    write_nearest_model(d, "sr-x2", 2)
-    write_nearest_model(d, "sr-x4", 4)
-    return d
+def models(sr_models):
+    return sr_models
 
 
 def rgb16(w: int, h: int) -> np.ndarray:

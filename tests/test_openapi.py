@@ -16,7 +16,7 @@ from PIL import Image
 from app.config import Settings
 from app.main import create_app
 from app.routes.openapi import ErrorResponse
-from tests.helpers import photo, write_nearest_model
+from tests.helpers import photo
 
 EXAMPLES = 25  # per route, in CI too: each example is one request to the in-process app
 
@@ -36,11 +36,8 @@ BODIES = _images()
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    d = tmp_path_factory.mktemp("openapi-models")
-    write_nearest_model(d, "sr-x2", 2)
-    write_nearest_model(d, "sr-x4", 4)
-    with TestClient(create_app(Settings(models_dir=d, tile_size=32, tile_overlap=8))) as c:
+def client(sr_models):
+    with TestClient(create_app(Settings(models_dir=sr_models, tile_size=32, tile_overlap=8))) as c:
         yield c
 
 

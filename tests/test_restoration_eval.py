@@ -53,6 +53,6 @@ def test_noise_makes_an_image_worse_and_scores_are_averaged_per_degradation(tmp_
     card.write_text(json.dumps({"name": "m", "metrics": {}}))
     results_m = er.evaluate({"bicubic": er.bicubic_upscaler(2), "m": er.bicubic_upscaler(2)}, [str(bench)], 2)
     er.write_cards(results_m, {"m": tmp_path / "m.onnx"}, 2)
-    stored = json.loads(card.read_text())["metrics"]["restoration_x2"]
-    assert stored["sets"]["bench"]["psnr_y"] == stored["sets"]["bench"]["bicubic_psnr_y"]
+    stored = json.loads(card.read_text())["restoration_x2"]
+    assert stored["sets"]["bench"]["m"]["psnr_y"] == stored["sets"]["bench"]["bicubic"]["psnr_y"] and stored["models"] == ["bicubic", "m"]
     assert "down lanczos" in stored["held_out"]

@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     rs.add_argument("--models-dir", default="models")
     rs.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
     rs.add_argument("--json", default="", help="write the per-degradation results here")
-    rs.add_argument("--write-cards", action="store_true", help="store each model's averages in its card (metrics.restoration_xN)")
+    rs.add_argument("--write-cards", action="store_true", help="store the averages of all models of the run in each model's card (restoration_xN)")
     rs.set_defaults(func=cmd_evaluate_restoration)
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")

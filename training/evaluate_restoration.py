@@ -195,15 +195,17 @@ def run(model_paths: list[Path], bench_dirs: list[str], scale: int) -> dict:
 
 
 def write_cards(results: dict, model_paths: dict[str, Path], scale: int) -> None:
-    """Put each model's averages (and bicubic's, for reference) into its card under ``restoration_xN``."""
+    """Put the run's averages (every model's and bicubic's, measured together) into each model's card under
+    ``restoration_xN``: beside ``metrics`` (what export measured, also embedded in the ONNX file), as it is measured
+    after export, on the shipped files together."""
     avg = summary(results)
     for name, path in model_paths.items():
         card_path = path.with_suffix(".json")
         card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})[f"restoration_x{scale}"] = {
+        card[f"restoration_x{scale}"] = {
             "command": f"python -m training evaluate-restoration --scale {scale}",
             "held_out": [d.name for d in FAMILY if d.held_out],
-            "sets": {bench: {**rows[name], "bicubic_psnr_y": rows["bicubic"]["psnr_y"], "bicubic_ssim_y": rows["bicubic"]["ssim_y"]}
-                     for bench, rows in avg.items()},
+            "models": list(next(iter(avg.values()))),
+            "sets": avg,
         }
         card_path.write_text(json.dumps(card, indent=1) + "\n")

@@ -24,7 +24,8 @@ RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY degradations ./degradations
-RUN /opt/venv/bin/pip install --no-deps . \
+RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
+    && /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -c "import onnxruntime, app.main; print(onnxruntime.get_available_providers())"
 
 FROM ${BASE_IMAGE} AS runtime

@@ -252,3 +252,16 @@ def test_int8_variant_is_quantized_and_checked_against_fp32(exported, image_dir,
     with pytest.raises(RuntimeError, match="int8 parity failed"):
         export_int8(models / "tiny-x2.onnx", [str(bench)], calib=[str(image_dir)], max_drop=-1.0)
     assert not (models / "tiny-x2-int8.onnx").exists()  # a failed variant is not left behind
+
+
+def test_pipeline_presets_join_with_plus():
+    """--degradation-preset light+medium: one of them drawn per patch (both strengths in one training run)."""
+    from training import data
+    from training.cli import main
+
+    make = data.lr_maker("bicubic+pipeline", preset="light+heavy")
+    rng = np.random.default_rng(0)
+    outs = [make(photo(64, 64), 4, rng) for _ in range(6)]
+    assert all(o.shape == (16, 16, 3) and o.dtype == np.uint8 for o in outs)
+    with pytest.raises(SystemExit):
+        main(["train-sr", "--run", "unused", "--degradation-preset", "light+strong"])

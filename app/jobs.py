@@ -71,9 +71,8 @@ class JobStore:
                  directory: Path | None, retry_after_s: int, concurrency: int = 1) -> None:
         self.max_jobs, self.max_bytes, self.spill_bytes, self.disk_bytes = max_jobs, max_bytes, spill_bytes, disk_bytes
         self.ttl_s, self.retry_after_s = ttl_s, retry_after_s
-        self._own_dir = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="gan-jobs-")) if directory is None else Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._configured = None if directory is None else Path(directory)
+        self._dir: Path | None = None  # made on the first spill: a read-only container without one still serves
         self.jobs: dict[str, Job] = {}
         self.gate = asyncio.Semaphore(concurrency)  # jobs computing at once; the others wait (status queued)
 
@@ -120,10 +119,23 @@ class JobStore:
         finally:
             job.finished = time.time()
 
+    def _spill_dir(self) -> Path | None:
+        if self._dir is None:
+            try:
+                if self._configured is None:
+                    self._dir = Path(tempfile.mkdtemp(prefix="gan-jobs-"))
+                else:
+                    self._configured.mkdir(parents=True, exist_ok=True)
+                    self._dir = self._configured
+            except OSError as e:
+                log.warning("job results cannot spill to disk (%s): they stay in memory", e)
+        return self._dir
+
     def _keep(self, job: Job, body: bytes) -> None:
         job.result_bytes = len(body)
-        if len(body) > self.spill_bytes and self.disk_used + len(body) <= self.disk_bytes:
-            path = self.directory / f"{job.id}.out"
+        folder = self._spill_dir() if len(body) > self.spill_bytes and self.disk_used + len(body) <= self.disk_bytes else None
+        if folder is not None:
+            path = folder / f"{job.id}.out"
             path.write_bytes(body)
             job.result_path = path
         elif self.memory_used + len(body) - job.input_bytes <= self.max_bytes:
@@ -161,5 +173,5 @@ class JobStore:
     async def close(self) -> None:
         for job in list(self.jobs.values()):
             await self.cancel(job)
-        if self._own_dir:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._dir is not None and self._configured is None:
+            shutil.rmtree(self._dir, ignore_errors=True)

@@ -116,3 +116,12 @@ def test_the_sync_route_refuses_at_once_what_cannot_finish_before_its_deadline(m
         r = c.post("/upscale?model=slow-x2", content=huge)
         assert r.status_code == 413 and r.json()["error"]["code"] == "use_jobs" and "/v1/jobs" in r.json()["error"]["message"]
         assert time.time() - t0 < 2.0  # refused before the work, not a 504 after it
+
+
+def test_results_stay_in_memory_when_no_folder_can_be_made(models, tmp_path):
+    """A read-only container has no writable folder: jobs still run, their results kept in memory."""
+    (tmp_path / "a-file").write_text("")
+    with app_with(models, jobs_spill_bytes=0, jobs_dir=tmp_path / "a-file" / "jobs") as c:
+        job = c.post("/v1/jobs?model=nearest-x4", content=SMALL).json()
+        done = wait_until(c, job["id"], "done")
+        assert Image.open(io.BytesIO(c.get(done["result"]["url"]).content)).size == (160, 120)

@@ -5,13 +5,15 @@ channel apart, what the output should look like (grayscale or colour, bit depth,
 profile and EXIF block to carry over (EXIF orientation is applied to the pixels and reset). Animated inputs
 (GIF, APNG, animated WebP) are served by their first frame; the response says so in a header.
 
-Pillow reads 16-bit colour as 8 bits, so those images are decoded by OpenCV instead (and written by it: such
-outputs keep their 16 bits but not their ICC profile or EXIF, which OpenCV cannot write).
+Pillow reads 16-bit colour as 8 bits, so those images are decoded and written by OpenCV instead; the ICC profile
+and EXIF are added to such a PNG as chunks (a 16-bit colour TIFF keeps its 16 bits but not its ICC profile or EXIF).
 """
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -227,7 +229,8 @@ def encode(
     pil_format, media_type = OUTPUT_FORMATS[fmt]
     sixteen = pixels.dtype == np.uint16 and fmt in SIXTEEN_BIT_FORMATS
     if sixteen and not gray:
-        return _encode_16bit_colour(pixels, alpha, fmt), media_type
+        body = _encode_16bit_colour(pixels, alpha, fmt)
+        return (_png_with_metadata(body, icc, exif) if fmt == "png" else body), media_type
     if sixteen and gray and alpha is None:
         im = Image.fromarray(luma16(pixels))
     else:
@@ -254,6 +257,21 @@ def encode(
     else:
         im.save(buf, pil_format, quality=quality, method=4, **meta)
     return buf.getvalue(), media_type
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """OpenCV's PNG with the ICC profile (iCCP) and EXIF (eXIf) chunks after its header chunk, as Pillow writes them."""
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length + type, its 13 bytes, CRC
+    return png[:end_of_ihdr] + extra + png[end_of_ihdr:]
 
 
 def _encode_16bit_colour(pixels: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:

@@ -266,3 +266,16 @@ def test_resize_to_an_exact_size(size, how):
         px = photo(40, 30).astype(dtype) * (257 if dtype == np.uint16 else 1)
         out, used = imaging.resize(px, size)
         assert out.shape == (size[1], size[0], 3) and out.dtype == dtype and used == how
+
+
+def test_16bit_colour_png_keeps_icc_and_exif():
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    rgb = np.random.default_rng(0).integers(0, 65536, (5, 8, 3), dtype=np.uint16)
+    body, _ = imaging.encode(rgb, None, False, "png", 90, icc, exif.tobytes())
+    back = decode(body)
+    assert back.pixels.dtype == np.uint16 and np.array_equal(back.pixels, rgb)
+    assert back.icc == icc and Image.open(io.BytesIO(body)).getexif()[0x010F] == "TestCam"

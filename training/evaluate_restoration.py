@@ -208,4 +208,4 @@ def write_cards(results: dict, model_paths: dict[str, Path], scale: int) -> None
             "models": list(next(iter(avg.values()))),
             "sets": avg,
         }
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -199,7 +199,7 @@ def write_cards(results: dict, model_paths: dict[str, Path], scale: int) -> None
     ``restoration_xN``: beside ``metrics`` (what export measured, also embedded in the ONNX file), as it is measured
     after export, on the shipped files together."""
     avg = summary(results)
-    for name, path in model_paths.items():
+    for path in model_paths.values():
         card_path = path.with_suffix(".json")
         card = json.loads(card_path.read_text())
         card[f"restoration_x{scale}"] = {

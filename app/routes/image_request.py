@@ -57,6 +57,16 @@ def query_options(request: Request, task: ImageTask) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k in task.options.model_fields}
 
 
+def answer_headers(task: ImageTask, opts: Any, model: Model, result: Result) -> dict[str, str]:
+    """What an image answer says about its work: the task's headers, the work's own, sizes and frames used."""
+    out = {**task.headers(opts, model), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size),
+           "X-Output-Size": "{}x{}".format(*result.out_size)}
+    if result.frames > 1:
+        counted = result.frames <= imaging.MAX_FRAMES_COUNTED
+        out["X-Frames-Used"] = f"1 of {result.frames}" if counted else f"1 of more than {imaging.MAX_FRAMES_COUNTED}"
+    return out
+
+
 async def handle(request: Request, task: ImageTask) -> Response:
     t0 = time.perf_counter()
     query = query_options(request, task)
@@ -77,11 +87,5 @@ async def handle(request: Request, task: ImageTask) -> Response:
     except upscaler.ClientGone:
         log.info("client went away during /%s; its remaining tiles were dropped", task.name)
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
-    out = {
-        **task.headers(opts, model), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size),
-        "X-Output-Size": "{}x{}".format(*result.out_size), "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
-    }
-    if result.frames > 1:
-        counted = result.frames <= imaging.MAX_FRAMES_COUNTED
-        out["X-Frames-Used"] = f"1 of {result.frames}" if counted else f"1 of more than {imaging.MAX_FRAMES_COUNTED}"
+    out = {**answer_headers(task, opts, model, result), "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}"}
     return Response(result.body, media_type=result.media_type, headers=out)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app import errors, upload
 from app.jobs import Job
 from app.routes.degrade import DEGRADE
-from app.routes.image_request import ImageTask, parse_options, query_options
+from app.routes.image_request import ImageTask, answer_headers, parse_options, query_options
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, IMAGE_TYPES, ErrorDetail, image_operation
 from app.routes.openapi import errors as errors_doc
 from app.routes.upscale import UPSCALE, UpscaleOptions
@@ -85,9 +85,7 @@ async def submit(request: Request) -> JSONResponse:
                 if e.status != 503:
                     raise
                 await asyncio.sleep(max(1, settings.retry_after_s))
-        headers = {**spec.headers(opts, models[0]), **result.headers, "X-Input-Size": "{}x{}".format(*result.in_size),
-                   "X-Output-Size": "{}x{}".format(*result.out_size)}
-        return result.body, result.media_type, headers
+        return result.body, result.media_type, answer_headers(spec, opts, models[0], result)
 
     job = store.submit(task, len(data), work)
     return JSONResponse(job.describe(), 202, headers={"Location": f"/v1/jobs/{job.id}"})

@@ -149,9 +149,12 @@ class LocalEngine:
         self.args = args
 
     def needed(self) -> set[str]:
-        native = 2 if self.args.scale is not None and self.args.scale <= 2 else 4
-        names = {self.args.model} if self.args.model else {f"sr-x{native}", f"sr-x{6 - native}"}
-        names |= {f"{n}-{v}" for n in list(names) for v in ("fp16", "int8")}
+        from app.registry import default_upscalers, scales_for
+
+        if self.args.model:
+            names = {self.args.model, *(f"{self.args.model}-{v}" for v in ("fp16", "int8"))}
+        else:
+            names = {n for s in scales_for(self.args.scale) for n in default_upscalers(s)}
         return names | ({self.settings.face_model} if self.args.faces else set())
 
     async def __aenter__(self) -> LocalEngine:

@@ -58,6 +58,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def scales_for(scale: float | None) -> tuple[int, int]:
+    """The model scale that serves an asked scale (x2 up to 2, else x4), then the other one."""
+    return (2, 4) if scale is not None and scale <= 2 else (4, 2)
+
+
+def default_upscalers(model_scale: int) -> tuple[str, ...]:
+    """The default upscaler's names for a model scale, in order of preference."""
+    return f"sr-x{model_scale}-fp16", f"sr-x{model_scale}-int8", f"sr-x{model_scale}"
+
+
 class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -197,16 +207,16 @@ class Registry:
             if model.task != "super-resolution":
                 raise errors.unprocessable(f"model '{name}' is a {model.task} model, not an upscaler")
             return model
-        native = 2 if scale is not None and scale <= 2 else 4
+        native, other = scales_for(scale)
         if mode:
             suffix = {"faithful": "-l1", "crisp": ""}[mode]
-            for s in (native, 6 - native):
+            for s in (native, other):
                 if f"real-x{s}{suffix}" in self.models:
                     return self.models[f"real-x{s}{suffix}"]
             raise errors.unprocessable(f"mode={mode} needs a real-photo model (real-x{native}{suffix}), which is not loaded")
-        for s in (native, 6 - native):
+        for s in (native, other):
             # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
-            for preferred in (f"sr-x{s}-fp16", f"sr-x{s}-int8", f"sr-x{s}"):
+            for preferred in default_upscalers(s):
                 if preferred in self.models:
                     return self.models[preferred]
             for m in self.models.values():

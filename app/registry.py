@@ -117,11 +117,13 @@ class Registry:
             except Exception as e:  # one broken model must not take the others down
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)
-        for m in [m for m in self.models.values() if m.task == text_to_image.GENERATOR_TASK]:
-            try:
-                text_to_image.check_generator(m, self.models, self.failed)
-            except ValueError as e:  # served only with its text encoder
-                self.drop(m.name, str(e))
+        for task, check in ((text_to_image.GENERATOR_TASK, text_to_image.check_generator),
+                            (text_to_image.STYLE_TASK, text_to_image.check_style_encoder)):
+            for m in [m for m in self.models.values() if m.task == task]:
+                try:
+                    check(m, self.models, self.failed)
+                except ValueError as e:  # a generator is served only with its text encoder, a style encoder with its generator
+                    self.drop(m.name, str(e))
 
     def _load_pipeline(self) -> None:
         import degradations as degradation
@@ -226,17 +228,33 @@ class Registry:
             raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
         raise errors.unprocessable("no general upscaler (x2 or x4) is loaded")
 
-    def generator(self, name: str | None) -> Model:
-        """A text-to-image model: by name, else the first loaded one (by name)."""
+    def generator(self, name: str | None, arch: str | None = None) -> Model:
+        """A text-to-image model: by name; else the first loaded one (by name) of ``arch``, or of the default
+        architecture (GAN-INT-CLS, also what a card without ``arch`` is) when none is asked, then any."""
+        from app.text_to_image import DEFAULT_ARCH
+
         if name:
             model = self.get(name)
             if model.task != "text-to-image":
                 raise errors.unprocessable(f"model '{name}' is a {model.task} model, not a text-to-image model")
+            if arch and model.card.get("arch", DEFAULT_ARCH) != arch:
+                raise errors.unprocessable(f"model '{name}' is a {model.card.get('arch', DEFAULT_ARCH)} generator, not {arch}")
             return model
         found = [m for m in self.models.values() if m.task == "text-to-image"]
         if not found:
             raise errors.unprocessable("no text-to-image model is loaded on this server (/readyz lists models that failed to load)")
-        return found[0]
+        if arch:
+            found = [m for m in found if m.card.get("arch", DEFAULT_ARCH) == arch]
+            if not found:
+                raise errors.unprocessable(f"no {arch} generator is loaded on this server")
+        return sorted(found, key=lambda m: m.card.get("arch", DEFAULT_ARCH) != DEFAULT_ARCH)[0]
+
+    def style_encoder(self, generator: Model) -> Model:
+        """The style encoder made for ``generator`` (its card's ``generator``)."""
+        for m in self.models.values():
+            if m.task == "style-encoder" and m.card.get("generator") == generator.name:
+                return m
+        raise errors.unprocessable(f"style_image needs a style encoder for '{generator.name}', and none is loaded")
 
     def degrader(self, scale: int) -> Model:
         """The learned degradation model for a reduction by ``scale``: the one of that scale, else the

@@ -1,6 +1,13 @@
 """Text to image: prompt -> tokens -> text encoder -> embedding (+ noise per image) -> 64 px generator
 [-> the x4 upscaler for 256 px] -> encode.
 
+- Generators: GAN-INT-CLS (one noise vector ``noise``) and LAPGAN, whose graph also takes one noise map per
+  finer level (``noise_16``, ``noise_32``, ``noise_64``: the "detail levels"). The coarse noise comes from the
+  seed, the detail maps from the detail seed (default: the seed): ``default_rng([detail_seed, size])``. So a
+  user keeps a composition (seed) and redraws its detail (detail_seed).
+- A style image (task ``style-encoder``, S(x) of GAN-INT-CLS): centre-cropped, resized to 64 px, S gives the
+  noise z that replaces the seed's: the image's pose and background, the prompt's content.
+
 - The encoder (task ``text-encoder``) and the generator (task ``text-to-image``) each run through their own
   batcher, so calls from concurrent requests share one session call. A prompt is one encoder "tile": its
   tokens padded to a length bucket (16, 32, 64, ..., the card's ``max_length``), so prompts of similar length
@@ -37,8 +44,10 @@ from app.registry import Model
 from app.tiling import TilePlan
 from app.upscaler import tiled
 
-ENCODER_TASK, GENERATOR_TASK = "text-encoder", "text-to-image"
-TEXT_TASKS = (ENCODER_TASK, GENERATOR_TASK)
+ENCODER_TASK, GENERATOR_TASK, STYLE_TASK = "text-encoder", "text-to-image", "style-encoder"
+TEXT_TASKS = (ENCODER_TASK, GENERATOR_TASK, STYLE_TASK)  # models with no image tiles
+DEFAULT_ARCH = "gan-int-cls"  # the generator a request gets when it names none
+STYLE_SIZE = 64
 MIN_BUCKET = 16
 
 
@@ -72,6 +81,19 @@ def check_generator(model: Model, models: dict[str, Model], failed: dict[str, st
     z_dim(model)
 
 
+def check_style_encoder(model: Model, models: dict[str, Model], failed: dict[str, str]) -> None:
+    """A style encoder is served only with its generator (card ``generator``), whose noise it must fit."""
+    name = model.card.get("generator")
+    if not name:
+        raise ValueError("a style-encoder card needs 'generator' (the name of the text-to-image model it inverts)")
+    gen = models.get(name)
+    if gen is None or gen.task != GENERATOR_TASK:
+        why = f" ({failed[name]})" if name in failed else ""
+        raise ValueError(f"its generator '{name}' is not loaded{why}")
+    if int(model.card.get("z_dim", -1)) != z_dim(gen):
+        raise ValueError(f"its z_dim {model.card.get('z_dim')} is not its generator's {z_dim(gen)}")
+
+
 def max_batch(card: dict, onnx_path: Path, default: int) -> int:
     """Items per session call for a model: 1 for a text encoder with dynamic quantisation (module docstring)."""
     return 1 if card.get("task") == ENCODER_TASK and dynamic_quantised(onnx_path) else default
@@ -89,9 +111,12 @@ def warmup(model: Model, batch: int) -> None:
         batch = min(batch, model.batcher.max_batch)
         length = bucket(1, int(model.card["max_length"]))
         model.net.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
+    elif model.task == STYLE_TASK:
+        model.net.run(np.zeros((batch, 3, STYLE_SIZE, STYLE_SIZE), np.float32))
     else:
-        emb = np.zeros((batch, embedding_dim(model)), np.float32)
-        model.net.run(*generator_inputs(model, emb, np.zeros((batch, z_dim(model)), np.float32)))
+        zeros = {"text_embedding": np.zeros((batch, embedding_dim(model)), np.float32), "noise": np.zeros((batch, z_dim(model)), np.float32),
+                 **{f"noise_{s}": np.zeros((batch, 1, s, s), np.float32) for s in detail_levels(model)}}
+        model.net.run(*(zeros[n] for n in model.net.input_names))
 
 
 # -- model inputs ---------------------------------------------------------------------------------------------
@@ -116,9 +141,29 @@ def encoder_inputs(model: Model, ids: np.ndarray, mask: np.ndarray) -> tuple[np.
     return tuple(by_name[n] for n in model.net.input_names)
 
 
-def generator_inputs(model: Model, embedding: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, ...]:
+def detail_levels(model: Model) -> list[int]:
+    """The sizes of a generator's detail noise maps (inputs ``noise_<size>``), coarse to fine; [] for GAN-INT-CLS."""
+    return sorted(int(n.split("_", 1)[1]) for n in model.net.input_names if n.startswith("noise_") and n[6:].isdigit())
+
+
+def generator_inputs(model: Model, embedding: np.ndarray, noise: np.ndarray, detail_seed: int) -> tuple[np.ndarray, ...]:
+    """The generator's inputs for one image, in its graph's order; detail maps drawn from ``detail_seed``."""
     by_name = {"text_embedding": embedding, "noise": noise}
+    for s in detail_levels(model):
+        by_name[f"noise_{s}"] = np.random.default_rng([detail_seed, s]).standard_normal((1, s, s)).astype(np.float32)
     return tuple(by_name[n] for n in model.net.input_names)
+
+
+def style_input(pixels: np.ndarray) -> np.ndarray:
+    """A decoded style image (H x W x 3 uint8/uint16) -> the style encoder's input: the centred square, resized
+    to 64 px (area), 3 x 64 x 64 float32 in [0,1]."""
+    h, w = pixels.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = np.ascontiguousarray(pixels[top : top + side, left : left + side])
+    small, _ = imaging.resize(square, (STYLE_SIZE, STYLE_SIZE))
+    scale = 65535.0 if small.dtype == np.uint16 else 255.0
+    return (small.astype(np.float32) / scale).transpose(2, 0, 1)
 
 
 def bucket(length: int, max_length: int) -> int:
@@ -208,25 +253,60 @@ def to_pixels(image: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class Ask:
+    """What one request asks the generator for: ``n`` images of ``prompt``. Image i gets seed + i and
+    detail_seed + i (``vary`` "seed"), or keeps the seed and gets detail_seed + i (``vary`` "detail": detail draws
+    of one composition). ``style``: the style image's 3 x 64 x 64 input, whose S(x) replaces the seed's noise."""
+
+    prompt: str
+    n: int
+    seed: int
+    detail_seed: int
+    vary: str = "seed"
+    size: int = 64
+    format: str = "png"
+    quality: int = 90
+    style: np.ndarray | None = None
+
+    def draws(self) -> list[tuple[int, int]]:
+        """(seed, detail seed) of each image."""
+        return [(self.seed if self.vary == "detail" else self.seed + i, self.detail_seed + i) for i in range(self.n)]
+
+
+@dataclass
 class Generated:
     images: list[bytes]
     media_type: str
     seeds: list[int]
+    detail_seeds: list[int]
     size: int
     upscaler: Model | None
     cached: bool
 
 
-async def generate(
-    generator: Model, encoder: Model, upscaler: Model | None, prompt: str, n: int, seed: int, size: int,
-    fmt: str, quality: int, cache: PromptCache, settings: Settings,
-) -> Generated:
-    """n images of ``prompt`` (seeds seed .. seed + n - 1), at the generator's size or through ``upscaler``."""
-    embedding, cached = await embed(encoder, prompt, cache, settings)
-    seeds = [seed + i for i in range(n)]
+async def style_noise(style: Model, image: np.ndarray, settings: Settings) -> np.ndarray:
+    """S(x): the noise a style image stands for (one slot on the style encoder, 503 when it is full)."""
+    with contextlib.ExitStack() as slot:
+        try:
+            slot.enter_context(style.batcher.admit())
+        except QueueFull:
+            raise errors.overloaded(settings.retry_after_s) from None
+        style.batcher.observe_request(1)
+        [z] = await _all(style.batcher.submit([(image,)]))
+    return np.asarray(z, np.float32)
+
+
+async def generate(generator: Model, encoder: Model, upscaler: Model | None, style: Model | None, ask: Ask,
+                   cache: PromptCache, settings: Settings) -> Generated:
+    """The images of ``ask``, at the generator's size or through ``upscaler`` (4 x); ``style``: the style encoder
+    for ``ask.style``."""
+    embedding, cached = await embed(encoder, ask.prompt, cache, settings)
     zd = z_dim(generator)
-    generator.batcher.observe_request(n)
-    outputs = await _all(generator.batcher.submit([generator_inputs(generator, embedding, noise(s, zd)) for s in seeds]))
+    styled = await style_noise(style, ask.style, settings) if style is not None and ask.style is not None else None
+    draws = ask.draws()
+    generator.batcher.observe_request(ask.n)
+    outputs = await _all(generator.batcher.submit([
+        generator_inputs(generator, embedding, styled if styled is not None else noise(s, zd), d) for s, d in draws]))
     pixels = [to_pixels(o) for o in outputs]
     del outputs
     if upscaler is not None:
@@ -238,5 +318,6 @@ async def generate(
         finally:
             for t in tasks:
                 t.cancel()
-    encoded = await asyncio.gather(*(cpu.run(imaging.encode, p, None, False, fmt, quality) for p in pixels))
-    return Generated([b for b, _ in encoded], encoded[0][1], seeds, pixels[0].shape[0], upscaler, cached)
+    encoded = await asyncio.gather(*(cpu.run(imaging.encode, p, None, False, ask.format, ask.quality) for p in pixels))
+    return Generated([b for b, _ in encoded], encoded[0][1], [s for s, _ in draws], [d for _, d in draws], pixels[0].shape[0],
+                     upscaler, cached)

@@ -158,9 +158,9 @@ def test_repeated_prompt_skips_the_encoder(models_dir):
         reg.start()
         cache = t2i.PromptCache(8)
         try:
-            a = await t2i.generate(gen, enc, None, "a red flower", 1, 5, 64, "png", 90, cache, settings)
-            b = await t2i.generate(gen, enc, None, "a red flower", 2, 5, 64, "png", 90, cache, settings)
-            c = await t2i.generate(gen, enc, None, "a white flower", 1, 5, 64, "png", 90, cache, settings)
+            a = await t2i.generate(gen, enc, None, None, t2i.Ask("a red flower", 1, 5, 5), cache, settings)
+            b = await t2i.generate(gen, enc, None, None, t2i.Ask("a red flower", 2, 5, 5), cache, settings)
+            c = await t2i.generate(gen, enc, None, None, t2i.Ask("a white flower", 1, 5, 5), cache, settings)
             return a, b, c
         finally:
             await reg.stop()
@@ -191,9 +191,9 @@ def test_encoder_batches_concurrent_prompts_unless_dynamically_quantised(tmp_pat
     async def go():
         reg.start()
         try:
-            together = await asyncio.gather(*(t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, t2i.PromptCache(8), settings)
+            together = await asyncio.gather(*(t2i.generate(gen, enc, None, None, t2i.Ask(p, 1, 0, 0), t2i.PromptCache(8), settings)
                                               for p in prompts))
-            alone = [await t2i.generate(gen, enc, None, p, 1, 0, 64, "png", 90, t2i.PromptCache(8), settings) for p in prompts]
+            alone = [await t2i.generate(gen, enc, None, None, t2i.Ask(p, 1, 0, 0), t2i.PromptCache(8), settings) for p in prompts]
             return together, alone
         finally:
             await reg.stop()
@@ -363,7 +363,7 @@ def test_bad_bodies_are_clear_4xx(client):
         (post(b'{"prompt": "a red flower"}', "text/plain"), 415, "unsupported_media_type"),
         (post(b'{"prompt": "a red flower"}', None), 415, "unsupported_media_type"),
         (client.post("/text-to-image", data={"prompt": "a red flower"}), 415, "unsupported_media_type"),
-        (post(json.dumps({"prompt": "a" * 300, "pad": "x" * 20000}).encode(), "application/json"), 413, "too_large"),
+        (post(json.dumps({"prompt": "a" * 300, "pad": "x" * 3_200_000}).encode(), "application/json"), 413, "too_large"),
         (gen(client, prompt="a red flower", model="nearest-x4"), 422, "invalid_parameters"),
         (gen(client, prompt="a red flower", model="nope"), 404, "not_found"),
         (client.get("/text-to-image"), 405, "method_not_allowed"),

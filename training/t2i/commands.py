@@ -30,6 +30,55 @@ def add_commands(sub) -> None:
     e.set_defaults(func=cmd_export_encoder)
     add_train_commands(sub)
     add_eval_commands(sub)
+    add_style_commands(sub)
+
+
+def cmd_style_train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from training.t2i.style import StyleConfig, train
+
+    names = {f.name for f in dataclasses.fields(StyleConfig)} - {"command", "run_dir"}
+    cfg = StyleConfig(run_dir=args.run, command="python -m training " + shlex.join(args.argv), **{k: getattr(args, k) for k in names})
+    if args.resume:
+        from pathlib import Path
+
+        cfg = StyleConfig(**{**json.loads((Path(args.run) / "config.json").read_text())["train"], "steps": args.steps, "threads": args.threads})
+    train(cfg, resume=args.resume)
+
+
+def cmd_style_export(args: argparse.Namespace) -> None:
+    from training.t2i.style import export
+
+    _logging()
+    card = export(args.run, args.out, args.name, args.notes, args.threads)
+    print(json.dumps({"onnx": card["onnx"], "metrics": card["metrics"]}, indent=2))
+
+
+def add_style_commands(sub) -> None:
+    import dataclasses
+
+    from training.t2i.style import StyleConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(StyleConfig)}
+    t = sub.add_parser("t2i-style-train", help="text-to-image: train the style encoder S(x) (image -> noise) on a generator's own images")
+    t.add_argument("--run", default=d["run_dir"])
+    t.add_argument("--generator", default=d["generator"], help="the exported generator (NAME.onnx with its card) S learns to invert")
+    for name in ("data", "encoder", "cache"):
+        t.add_argument("--" + name, default=d[name])
+    for name in ("width", "batch", "steps", "seed", "eval_items", "ckpt_every", "log_every", "threads", "limit"):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
+    t.add_argument("--lr", type=float, default=d["lr"])
+    t.add_argument("--resume", action="store_true", help="continue the run from its ckpt.pt (its saved settings; --steps and --threads apply)")
+    t.set_defaults(func=cmd_style_train)
+
+    x = sub.add_parser("t2i-style-export", help="text-to-image: export a style run's best S(x) to ONNX, measure it from the file, write the card")
+    x.add_argument("run")
+    x.add_argument("--name", default="", help="default: style-<generator name>")
+    x.add_argument("--out", default="models")
+    x.add_argument("--notes", default="")
+    x.add_argument("--threads", type=int, default=1)
+    x.set_defaults(func=cmd_style_export)
 
 
 def _train_config(args: argparse.Namespace):
@@ -38,7 +87,7 @@ def _train_config(args: argparse.Namespace):
     from training.t2i.config import T2ITrainConfig
 
     names = {f.name for f in dataclasses.fields(T2ITrainConfig)} - {"net", "command", "run_dir"}
-    net = {k: getattr(args, k) for k in ("z_dim", "proj", "ngf", "ndf") if getattr(args, k) is not None}
+    net = {k: getattr(args, k) for k in ("z_dim", "proj", "ngf", "ndf", "fine", "text") if getattr(args, k) is not None}
     if args.projection:
         net["projection"] = True
     return T2ITrainConfig(run_dir=args.run, net=net, command="python -m training " + shlex.join(args.argv),
@@ -73,13 +122,17 @@ def add_train_commands(sub) -> None:
     from training.t2i.config import T2ITrainConfig
 
     d = {f.name: f.default for f in dataclasses.fields(T2ITrainConfig) if f.default is not dataclasses.MISSING}
-    t = sub.add_parser("t2i-train", help="text-to-image: train the 64 px GAN-INT-CLS generator on flowers64 captions")
+    t = sub.add_parser("t2i-train", help="text-to-image: train a 64 px generator (GAN-INT-CLS or LAPGAN) on flowers64 captions")
     t.add_argument("--run", default=d["run_dir"], help="run directory (config, ckpt.pt, stats.jsonl, train.log, samples/)")
+    t.add_argument("--arch", default=d["arch"], choices=("gan-int-cls", "lapgan"),
+                   help="gan-int-cls: one DCGAN-style generator; lapgan: a Laplacian pyramid of generators 8 -> 64 px")
     t.add_argument("--data", default=d["data"], help="flowers64 folder (labels.csv, images/, captions_reed.csv)")
     t.add_argument("--encoder", default=d["encoder"], help="the exported text encoder (captions are embedded with it once, cached)")
     t.add_argument("--cache", default=d["cache"], help="folder of the caption-embedding cache")
     for name in ("z_dim", "proj", "ngf", "ndf"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
+    t.add_argument("--fine", type=int, nargs=3, help="lapgan: widths of the 16, 32 and 64 px level generators")
+    t.add_argument("--text", type=int, help="lapgan: text channels broadcast over each finer level")
     t.add_argument("--projection", action="store_true", help="D: add the projection-discriminator term (text x image features)")
     t.add_argument("--init", default=d["init"], help="start G and its EMA from a shipped NAME.onnx generator (same net and held-out classes); D starts fresh")
     for name in ("heldout", "attr_per_image", "batch", "steps", "d_warmup", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
@@ -125,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         from training.export import write_card
 
         result.pop("grid", None)
+        result.pop("detail_grid", None)
         card["evaluation"] = {"command": "python -m training " + shlex.join(args.argv), **result}
         write_card(Path(args.model), card)
 

@@ -16,7 +16,8 @@ class T2ITrainConfig:
     encoder: str = t2i_data.DEFAULT_ENCODER
     cache: str = "runs/t2i/cache"     # caption embeddings, per encoder file
     run_dir: str = "runs/t2i-flowers64"
-    net: dict = field(default_factory=dict)  # T2IConfig overrides (z_dim, proj, ngf, ndf)
+    arch: str = "gan-int-cls"         # or "lapgan" (training/t2i/lapgan.py)
+    net: dict = field(default_factory=dict)  # the arch's net config overrides (z_dim, proj, ngf, ndf, ...)
     heldout: int = 20                 # classes held out of training entirely
     attr_per_image: int = 3           # attribute captions per image (added to its ~10 human captions)
     batch: int = 64

@@ -45,23 +45,38 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class OnnxGenerator:
+    """An exported generator run by ONNX Runtime, with its noise drawn as the service draws it: z from
+    ``default_rng(seed)``, each detail level's map (LAPGAN's ``noise_16`` ...) from ``default_rng([detail_seed, size])``."""
+
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.z_dim = int(self.session.get_inputs()[1].shape[1])
+        inputs = [i.name for i in self.session.get_inputs()]
+        self.z_dim = int(self.session.get_inputs()[inputs.index("noise")].shape[1])
+        self.levels = sorted(int(n.split("_")[1]) for n in inputs if n.startswith("noise_"))  # detail sizes, coarse to fine
 
-    def __call__(self, emb: np.ndarray, seeds: list[int] | np.ndarray, batch: int = 128) -> np.ndarray:
-        """uint8 images [N,64,64,3] for embeddings [N,384] and one seed each."""
-        from training.t2i.train import noise
+    def run(self, emb: np.ndarray, z: np.ndarray, rng: np.random.Generator | None = None,
+            detail_seeds: list[int] | None = None) -> np.ndarray:
+        """float32 images [N,3,64,64] in [0,1]; detail maps from ``rng`` or from ``detail_seeds``."""
+        feed = {"text_embedding": emb.astype(np.float32), "noise": z.astype(np.float32)}
+        for s in self.levels:
+            maps = (rng.standard_normal((len(z), 1, s, s)) if rng is not None
+                    else np.stack([np.random.default_rng([d, s]).standard_normal((1, s, s)) for d in detail_seeds]))
+            feed[f"noise_{s}"] = maps.astype(np.float32)
+        return self.session.run(["image"], feed)[0]
 
+    def __call__(self, emb: np.ndarray, seeds: list[int] | np.ndarray, batch: int = 128,
+                 detail_seeds: list[int] | np.ndarray | None = None) -> np.ndarray:
+        """uint8 images [N,64,64,3] for embeddings [N,384] and one seed (and detail seed, default the seed) each."""
+        seeds = [int(s) for s in seeds]
+        details = seeds if detail_seeds is None else [int(d) for d in detail_seeds]
         out = []
         for i in range(0, len(emb), batch):
-            z = noise(0, self.z_dim, [int(s) for s in seeds[i : i + batch]]).numpy()
-            x = self.session.run(["image"], {"text_embedding": emb[i : i + batch].astype(np.float32), "noise": z})[0]
-            out.append(t2i_data.to_uint8(x))
+            z = np.stack([np.random.default_rng(s).standard_normal(self.z_dim) for s in seeds[i : i + batch]])
+            out.append(t2i_data.to_uint8(self.run(emb[i : i + batch], z, detail_seeds=details[i : i + batch])))
         return np.concatenate(out)
 
 
@@ -175,6 +190,8 @@ def evaluate(model: str | Path, classifier: str | Path, data_dir: str = t2i_data
                  "generated_same_caption": round(float(np.mean(gen_d)), 4), "min_over_captions": round(float(np.min(gen_d)), 4),
                  "real_same_class": round(float(np.mean(real_d)), 4),
                  "metric": "mean RMS distance between two images, pixels in [0,1]"}
+    if gen.levels:
+        diversity["levels"] = level_spread(gen, ds.emb[item_text[div_items]], diversity_seeds)
     result = {
         "set": {"items": int(len(test)), "what": "one human caption (captions_reed.csv) per test-split image of the 82 seen classes, seeded",
                 "seed": seed, "chance_top1": round(1 / t2i_data.N_CLASSES, 4), "chance_top5": round(5 / t2i_data.N_CLASSES, 4)},
@@ -191,7 +208,30 @@ def evaluate(model: str | Path, classifier: str | Path, data_dir: str = t2i_data
     }
     if grid:
         result["grid"] = str(write_grid(gen, ds, heldout, grid, encoder=encoder, cache=cache))
+        if gen.levels:
+            varied = Path(grid).with_name(Path(grid).stem + "-details.png")
+            result["detail_grid"] = str(write_grid(gen, ds, heldout, varied, encoder=encoder, cache=cache, details=True))
     return result
+
+
+def level_spread(gen: OnnxGenerator, emb: np.ndarray, draws: int) -> dict:
+    """Coarse-to-fine variations: for each caption, ``draws`` images that differ only in the noise of one level
+    (the others fixed), as mean RMS pixel distance between two of them; "coarse (8 px)" redraws z, "detail"
+    all finer maps at once (the service's ``detail_seed``)."""
+    out: dict[str, list[float]] = {"coarse (8 px)": [], "detail (all finer levels)": [], **{f"{s} px only": [] for s in gen.levels}}
+    for k, e in enumerate(emb):
+        base = 40_000 + k * 100
+        rows = np.repeat(e[None], draws, 0)
+        out["coarse (8 px)"].append(_mean_pairwise(gen(rows, base + np.arange(draws), detail_seeds=[base] * draws) / 255.0))
+        out["detail (all finer levels)"].append(_mean_pairwise(gen(rows, [base] * draws, detail_seeds=base + np.arange(draws)) / 255.0))
+        z = np.repeat(np.random.default_rng(base).standard_normal(gen.z_dim)[None], draws, 0)
+        for s in gen.levels:
+            fixed = {t: np.repeat(np.random.default_rng([base, t]).standard_normal((1, 1, t, t)), draws, 0) for t in gen.levels}
+            fixed[s] = np.stack([np.random.default_rng([base + 1 + i, s]).standard_normal((1, s, s)) for i in range(draws)])
+            feed = {"text_embedding": rows.astype(np.float32), "noise": z.astype(np.float32),
+                    **{f"noise_{t}": m.astype(np.float32) for t, m in fixed.items()}}
+            out[f"{s} px only"].append(_mean_pairwise(gen.session.run(["image"], feed)[0]))
+    return {k: round(float(np.mean(v)), 4) for k, v in out.items()}
 
 
 def _mean_pairwise(imgs: np.ndarray) -> float:
@@ -202,9 +242,10 @@ def _mean_pairwise(imgs: np.ndarray) -> float:
 
 
 def write_grid(gen: OnnxGenerator, ds: t2i_data.Flowers, heldout: list[int], path: str | Path, seeds: int = 8,
-               encoder: str = t2i_data.DEFAULT_ENCODER, cache: str = "runs/t2i/cache") -> Path:
+               encoder: str = t2i_data.DEFAULT_ENCODER, cache: str = "runs/t2i/cache", details: bool = False) -> Path:
     """Captions (rows, written on the left) x seeds (columns), images enlarged 2x (nearest). Six fixed captions,
-    then two naming held-out classes (never trained on)."""
+    then two naming held-out classes (never trained on). ``details``: every column of a row has seed 0 and detail
+    seeds 0, 1, ...: detail draws of one coarse image (a generator with detail levels)."""
     from PIL import Image, ImageDraw
 
     from training.t2i.train import GRID_CAPTIONS
@@ -216,7 +257,8 @@ def write_grid(gen: OnnxGenerator, ds: t2i_data.Flowers, heldout: list[int], pat
     sheet = Image.new("RGB", (label_w + seeds * (cell + pad), len(rows) * (cell + pad)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (text, e) in enumerate(zip(rows, emb)):
-        imgs = gen(np.repeat(e[None], seeds, 0), list(range(seeds)))
+        imgs = (gen(np.repeat(e[None], seeds, 0), [0] * seeds, detail_seeds=list(range(seeds))) if details
+                else gen(np.repeat(e[None], seeds, 0), list(range(seeds))))
         y = r * (cell + pad)
         words, line, lines = text.split(), "", []
         for w in words:
@@ -250,6 +292,9 @@ def format_table(result: dict) -> str:
     d = result["diversity"]
     lines += ["", f"diversity ({d['metric']}): generated, {d['seeds']} seeds per caption, {d['captions']} captions: "
                   f"{d['generated_same_caption']:.4f} (min {d['min_over_captions']:.4f}); real images of one class: {d['real_same_class']:.4f}"]
+    if "levels" in d:
+        lines.append("variation spread by level (same metric, one level's noise redrawn): "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in d["levels"].items()))
     if "grid" in result:
         lines.append(f"grid: {result['grid']}")
     return "\n".join(lines)

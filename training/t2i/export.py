@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from training.export import training_summary, write_card
+from training.t2i.lapgan import SIZES, ExportedLap, LapGenerator
 from training.t2i.nets import Exported, count_params
 from training.t2i.train import load_generator
 
@@ -21,7 +22,7 @@ OPSET = 17
 PARITY_ATOL = 1e-4
 
 INTENDED_USE = (
-    "A research demo of text-conditioned image synthesis (Reed et al. 2016, GAN-INT-CLS) at 64x64: flower "
+    "A research demo of text-conditioned image synthesis at 64x64: flower "
     "captions in, small flower pictures out. It knows only the flowers of Oxford-102 (82 classes; 20 held out) and "
     "the words of their captions: colours and the shape of petals work best; anything that is not a flower gives "
     "a flower anyway. Output is blurry, often not a recognisable species, and the same caption gives different "
@@ -34,27 +35,46 @@ def export_onnx(g: torch.nn.Module, path: Path) -> float:
     """Write the ONNX graph; return the max abs difference ORT vs PyTorch on random inputs (raises above atol)."""
     import onnxruntime as ort
 
-    wrapped = Exported(g).eval()
-    z = g.config.z_dim
+    lap = isinstance(g, LapGenerator)
+    wrapped = (ExportedLap(g) if lap else Exported(g)).eval()
+    names = list(ExportedLap.INPUTS if lap else ("text_embedding", "noise"))
     gen = torch.Generator().manual_seed(0)
-    example = (torch.nn.functional.normalize(torch.randn(2, g.config.emb_dim, generator=gen), dim=1), torch.randn(2, z, generator=gen))
+
+    def inputs(n: int) -> tuple[torch.Tensor, ...]:
+        e = torch.nn.functional.normalize(torch.randn(n, g.config.emb_dim, generator=gen), dim=1)
+        maps = [torch.randn(n, 1, s, s, generator=gen) for s in SIZES[1:]] if lap else []
+        return e, torch.randn(n, g.config.z_dim, generator=gen), *maps
+
     torch.onnx.export(
-        wrapped, example, str(path), input_names=["text_embedding", "noise"], output_names=["image"],
-        dynamic_axes={"text_embedding": {0: "batch"}, "noise": {0: "batch"}, "image": {0: "batch"}},
-        opset_version=OPSET, dynamo=False,
+        wrapped, inputs(2), str(path), input_names=names, output_names=["image"],
+        dynamic_axes={**{k: {0: "batch"} for k in names}, "image": {0: "batch"}}, opset_version=OPSET, dynamo=False,
     )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for n in (1, 3, 16):
-        e = torch.nn.functional.normalize(torch.randn(n, g.config.emb_dim, generator=gen), dim=1)
-        x = torch.randn(n, z, generator=gen)
+        x = inputs(n)
         with torch.no_grad():
-            ref = wrapped(e, x).numpy()
-        got = sess.run(None, {"text_embedding": e.numpy(), "noise": x.numpy()})[0]
+            ref = wrapped(*x).numpy()
+        got = sess.run(None, {k: v.numpy() for k, v in zip(names, x)})[0]
         worst = max(worst, float(np.abs(got - ref).max()))
     if worst > PARITY_ATOL:
         raise RuntimeError(f"ONNX/PyTorch parity failed: max abs diff {worst:.2e}")
     return worst
+
+
+def describe(ck: dict) -> str:
+    tc, net = ck["train_config"], ck["net_config"]
+    common = ("trained on Oxford-102 flowers: sentence embedding of a caption (text-encoder, all-MiniLM-L6-v2) + noise -> "
+              "a flower image")
+    d_terms = (" and a projection term" if net.get("projection") else "") + ", GAN-INT interpolation, EMA"
+    if ck["arch"] == "lapgan":
+        return (f"LAPGAN text-to-image generator (Denton et al. 2015) at 64x64, {common}. A Laplacian pyramid: an 8x8 image "
+                "from (z, caption), then each finer level (16, 32, 64 px) adds a band made from the upsampled coarser image, "
+                "its own noise map and the caption; one matching-aware discriminator per level with spectral norm" + d_terms
+                + ". The coarse level's noise comes from the seed, the finer ones from the detail seed.")
+    return (f"GAN-INT-CLS text-to-image generator (Reed et al. 2016) at 64x64, {common}. DCGAN-style generator, "
+            "matching-aware discriminator with spectral norm" + d_terms
+            + (" and an auxiliary class loss (TAC-GAN, Dash et al. 2017)" if tc.get("w_cls") else "") + ".")
 
 
 def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i-flowers64", classifier: str | None = None,
@@ -79,18 +99,18 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         "size": 64,
         "z_dim": z,
         "text_encoder": "text-encoder",
-        "description": ("GAN-INT-CLS text-to-image generator (Reed et al. 2016) at 64x64, trained on Oxford-102 flowers: "
-                        "sentence embedding of a caption (text-encoder, all-MiniLM-L6-v2) + noise -> a flower image. "
-                        "DCGAN-style generator, matching-aware discriminator with spectral norm"
-                        + (" and a projection term" if ck["net_config"].get("projection") else "") + ", GAN-INT interpolation, EMA"
-                        + (" and an auxiliary class loss (TAC-GAN, Dash et al. 2017)" if tc.get("w_cls") else "") + "."),
+        "description": describe(ck),
         "arch": ck["arch"],
         "net_config": ck["net_config"],
         "params": count_params(g),
         "inputs": [
             {"name": "text_embedding", "dtype": "float32", "shape": ["N", g.config.emb_dim],
              "note": "the text encoder's L2-normalised embedding of the prompt"},
-            {"name": "noise", "dtype": "float32", "shape": ["N", z], "distribution": "standard normal"},
+            {"name": "noise", "dtype": "float32", "shape": ["N", z], "distribution": "standard normal",
+             "seeding": "numpy.random.default_rng(seed).standard_normal(z_dim)"},
+            *({"name": f"noise_{s}", "dtype": "float32", "shape": ["N", 1, s, s], "distribution": "standard normal",
+               "seeding": f"numpy.random.default_rng([detail_seed, {s}]).standard_normal((1, {s}, {s}))",
+               "note": f"the {s} px level's detail noise"} for s in (SIZES[1:] if isinstance(g, LapGenerator) else ())),
         ],
         "outputs": [{"name": "image", "dtype": "float32", "shape": ["N", 3, 64, 64], "range": [0, 1], "color": "RGB"}],
         "heldout_classes": ck["heldout_classes"],
@@ -113,6 +133,7 @@ def export_run(run: str | Path, out_dir: str | Path = "models", name: str = "t2i
         result = evaluate(onnx_path, classifier or DEFAULT_PATH, tc["data"], tc["encoder"], tc["cache"], ck["heldout_classes"],
                           attr_per_image=tc["attr_per_image"], grid=grid, threads=threads)
         result.pop("grid", None)
+        result.pop("detail_grid", None)
         card["evaluation"] = {"command": cmd, **result}
     write_card(onnx_path, card)
     return card

@@ -11,8 +11,10 @@ config (the checkpoint carries it).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn.utils import spectral_norm
@@ -46,11 +48,23 @@ class Generator(nn.Module):
         h = self.fc(torch.cat([self.project(emb), z], 1))
         return self.decode(h.view(-1, self.config.ngf * 8, 4, 4))
 
+    def train_fakes(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Fakes for a training step (the real images ``x`` only give the device)."""
+        return self(torch.randn(len(emb), self.config.z_dim, device=x.device), emb)
+
+    def seeded_noise(self, seeds: list[int], detail_seeds: list[int] | None = None) -> tuple[torch.Tensor, ...]:
+        """(z,) as the service draws it: ``numpy.random.default_rng(seed).standard_normal(z_dim)``; this generator
+        has no detail levels."""
+        z = np.stack([np.random.default_rng(s).standard_normal(self.config.z_dim) for s in seeds])
+        return (torch.from_numpy(z.astype(np.float32)),)
+
 
 class Discriminator(nn.Module):
-    def __init__(self, config: T2IConfig, classes: int = 0) -> None:
+    def __init__(self, config: T2IConfig, classes: int = 0, in_ch: int = 3, size: int = 64) -> None:
         """``classes`` > 0 adds an auxiliary classifier on the pooled 4x4 features (TAC-GAN): logits over class
-        ids 0..classes-1, trained on real images, which then tells G which class a fake looks like."""
+        ids 0..classes-1, trained on real images, which then tells G which class a fake looks like. ``in_ch`` and
+        ``size``: the input (LAPGAN's level discriminators); strided convolutions bring any size to 4x4, widths
+        doubling up to ndf * 8."""
         super().__init__()
         c = config
         sn = spectral_norm
@@ -58,7 +72,9 @@ class Discriminator(nn.Module):
         def down(cin: int, cout: int) -> list[nn.Module]:
             return [sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
 
-        self.features = nn.Sequential(*down(3, c.ndf), *down(c.ndf, c.ndf * 2), *down(c.ndf * 2, c.ndf * 4), *down(c.ndf * 4, c.ndf * 8))
+        n = int(math.log2(size // 4))
+        widths = [in_ch] + [c.ndf * 2 ** (4 - n + i) for i in range(n)]
+        self.features = nn.Sequential(*(layer for i in range(n) for layer in down(widths[i], widths[i + 1])))
         self.project = nn.Sequential(sn(nn.Linear(c.emb_dim, c.proj)), nn.LeakyReLU(0.2, inplace=True))
         self.joint = nn.Sequential(sn(nn.Conv2d(c.ndf * 8 + c.proj, c.ndf * 8, 1)), nn.LeakyReLU(0.2, inplace=True),
                                    sn(nn.Conv2d(c.ndf * 8, 1, 4)))

@@ -1,4 +1,5 @@
-"""GAN-INT-CLS training loop (Reed et al. 2016) for the 64 px text-to-image generator.
+"""The text-to-image training loop (GAN-INT-CLS, Reed et al. 2016) for the 64 px generators: GAN-INT-CLS's
+DCGAN-style generator (nets.py) or LAPGAN's pyramid of level generators (lapgan.py), chosen by ``arch``.
 
 Each step:
   D sees (real image, right text) as real, and (real image, wrong text) and (fake, right text) as fake
@@ -27,8 +28,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from training.t2i import data as t2i_data
+from training.t2i import lapgan, nets
 from training.t2i.config import T2ITrainConfig
-from training.t2i.nets import Discriminator, Generator, T2IConfig, config_dict, count_params
+from training.t2i.nets import count_params
 from training.train_sr import (
     Meter,
     _truncate_stats,
@@ -42,6 +44,12 @@ from training.train_sr import (
 )
 
 N_CLASS_IDS = 103  # the auxiliary classifier's outputs: class ids 1..102 (0 unused)
+
+# arch -> (net config, generator, discriminator, config_dict): the loop below runs any of them
+ARCHS = {
+    "gan-int-cls": (nets.T2IConfig, nets.Generator, nets.Discriminator, nets.config_dict),
+    "lapgan": (lapgan.LapConfig, lapgan.LapGenerator, lapgan.LapDiscriminator, lapgan.config_dict),
+}
 
 # The fixed captions of the sample grids (and of docs/t2i-grid.png).
 GRID_CAPTIONS = [
@@ -107,7 +115,7 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: flo
 
 
 @torch.no_grad()
-def standing_stats(g: Generator, emb: np.ndarray, batches: int = 20, batch: int = 64, seed: int = 0) -> Generator:
+def standing_stats(g: torch.nn.Module, emb: np.ndarray, batches: int = 20, batch: int = 64, seed: int = 0) -> torch.nn.Module:
     """A copy of ``g`` whose BatchNorm statistics are the average over ``batches`` batches of its own
     activations (random noise, embeddings drawn from ``emb``), in eval mode: what is sampled and exported."""
     g = copy.deepcopy(g)
@@ -131,11 +139,12 @@ def noise(n: int, z_dim: int, seeds: list[int] | None = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_grid(g: Generator, emb: np.ndarray, seeds: list[int]) -> np.ndarray:
+def sample_grid(g: torch.nn.Module, emb: np.ndarray, seeds: list[int]) -> np.ndarray:
     """uint8 grid: one row per embedding, one column per seed, 2 px gaps."""
     rows = []
+    z, *details = g.seeded_noise(seeds)
     for e in emb:
-        x = g(noise(len(seeds), g.config.z_dim, seeds), torch.from_numpy(np.repeat(e[None], len(seeds), 0)))
+        x = g(z, torch.from_numpy(np.repeat(e[None], len(seeds), 0)), *details)
         rows.append(t2i_data.to_uint8(x.numpy() * 0.5 + 0.5))
     n, s = len(seeds), 64
     grid = np.full((len(rows) * (s + 2), n * (s + 2), 3), 255, np.uint8)
@@ -163,8 +172,9 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
              len(ds.names), len(ds.texts), int(ds.text_is_attr.sum()), len(pool), len(set(ds.class_ids[pool])), heldout)
     grid_emb = t2i_data.embed_cached(GRID_CAPTIONS, cfg.encoder, cfg.cache)
 
-    net_cfg = T2IConfig(**cfg.net)
-    g, d = Generator(net_cfg).to(device), Discriminator(net_cfg, N_CLASS_IDS if cfg.w_cls else 0).to(device)
+    config_cls, g_cls, d_cls, config_dict = ARCHS[cfg.arch]
+    net_cfg = config_cls(**cfg.net)
+    g, d = g_cls(net_cfg).to(device), d_cls(net_cfg, N_CLASS_IDS if cfg.w_cls else 0).to(device)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
@@ -182,18 +192,18 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         _truncate_stats(run_dir / "stats.jsonl", step)
     else:
         if cfg.init:
-            init_from_onnx(cfg.init, g, net_cfg, heldout)
+            init_from_onnx(cfg.init, g, config_dict(net_cfg), heldout)
             g_ema.load_state_dict(g.state_dict())
             log.info("starting G and its EMA from %s; D from scratch, %d D-only steps first", cfg.init, cfg.d_warmup)
         (run_dir / "config.json").write_text(json.dumps(
-            {"trainer": "t2i", "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout}, indent=2))
-    log.info("G %d params, D %d params, device %s", count_params(g), count_params(d), describe_device(device))
+            {"trainer": "t2i", "arch": cfg.arch, "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout}, indent=2))
+    log.info("%s: G %d params, D %d params, device %s", cfg.arch, count_params(g), count_params(d), describe_device(device))
 
     train_embs = ds.emb[np.isin(ds.text_image, pool)]
 
     def checkpoint() -> None:
         save_checkpoint(
-            ckpt_path, arch="gan-int-cls", net_config=config_dict(net_cfg), g=g.state_dict(), d=d.state_dict(),
+            ckpt_path, arch=cfg.arch, net_config=config_dict(net_cfg), g=g.state_dict(), d=d.state_dict(),
             g_ema=g_ema.state_dict(), g_export=standing_stats(g_ema, train_embs, seed=cfg.seed).state_dict(),
             opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), sampler_rng=sampler.rng.bit_generator.state,
             torch_rng=torch.get_rng_state(), step=step, elapsed=elapsed, train_config=asdict(cfg), heldout_classes=heldout,
@@ -213,7 +223,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     half = max(1, cfg.batch // 2)
     while step < min(cfg.steps, stop_at or cfg.steps):
         x, e, e_wrong, y = (t.to(device) for t in sampler.sample(cfg.batch))
-        fake = g(torch.randn(cfg.batch, net_cfg.z_dim, device=device), e)
+        fake = g.train_fakes(x, e)
 
         # D: real/right -> real; real/wrong and fake/right -> fake (GAN-CLS)
         h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
@@ -229,7 +239,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
             loss_adv, loss_int, loss_cls = F.softplus(-d_fake).mean().detach(), torch.zeros(()), torch.zeros(())
         else:  # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
             e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
-            fake_int = g(torch.randn(len(e_int), net_cfg.z_dim, device=device), e_int)
+            fake_int = g.train_fakes(x[: len(e_int)], e_int)
             h_fake = d.features(fake)
             loss_adv = F.softplus(-d.judge(h_fake, e)).mean()
             loss_int = F.softplus(-d(fake_int, e_int)).mean()
@@ -268,21 +278,22 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     return ckpt_path
 
 
-def init_from_onnx(path: str, g: Generator, net_cfg: T2IConfig, heldout: list[int]) -> None:
+def init_from_onnx(path: str, g: torch.nn.Module, net_config: dict, heldout: list[int]) -> None:
     """Load a shipped generator's weights into ``g``; its card must match the network and the held-out classes
     (a generator that has seen the held-out classes would void the zero-shot check)."""
     card, weights = onnx_state(path, "g.")
-    if card.get("net_config") != config_dict(net_cfg):
-        raise ValueError(f"{path} holds {card.get('net_config')}, not {config_dict(net_cfg)}")
+    if card.get("net_config") != net_config:
+        raise ValueError(f"{path} holds {card.get('net_config')}, not {net_config}")
     if card.get("heldout_classes") != heldout:
         raise ValueError(f"{path} was trained with held-out classes {card.get('heldout_classes')}, not {heldout}")
     load_onnx_weights(g, weights, path)
 
 
-def load_generator(ckpt_path: str | Path, which: str = "g_export") -> tuple[Generator, dict]:
+def load_generator(ckpt_path: str | Path, which: str = "g_export") -> tuple[torch.nn.Module, dict]:
     """A generator of a checkpoint in eval mode, and the checkpoint. ``g_export``: the EMA weights with
     standing BatchNorm statistics (what is exported); ``g``: the raw training weights."""
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    g = Generator(T2IConfig(**ck["net_config"]))
+    config_cls, g_cls, _, _ = ARCHS[ck["arch"]]
+    g = g_cls(config_cls(**ck["net_config"]))
     g.load_state_dict(ck[which])
     return g.eval(), ck

@@ -1,0 +1,237 @@
+"""The style encoder S(x) of GAN-INT-CLS (Reed et al. 2016, section 4.4): an image -> the generator noise z.
+
+Trained on the shipped generator's own images: z ~ N(0, I), a training caption's embedding phi(t), x = G(z, phi(t)),
+and L_style = ||z - S(x)||^2. G is the exported ONNX file run by ONNX Runtime (no gradient goes through it), so
+S learns exactly the generator the service serves, whatever its architecture (for LAPGAN, the coarse level's z;
+the detail maps are drawn at random). At serving time z = S(style image), then G(z, phi(prompt)): the pose and
+background of the style image with the prompt's content.
+
+Checked on held-out captions (the 20 held-out classes, never seen by G or S): mean cosine(S(G(z, t)), z).
+Run directory as for the other trainers: config.json, ckpt.pt (resumable), stats.jsonl, train.log.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from training.t2i import data as t2i_data
+from training.t2i.evaluate import OnnxGenerator
+
+OPSET = 17
+
+
+@dataclass
+class StyleConfig:
+    generator: str = "models/t2i-flowers64.onnx"
+    data: str = t2i_data.DEFAULT_DATA
+    encoder: str = t2i_data.DEFAULT_ENCODER
+    cache: str = "runs/t2i/cache"
+    run_dir: str = "runs/style-t2i-flowers64"
+    width: int = 32
+    batch: int = 64
+    steps: int = 4000
+    lr: float = 1e-3
+    seed: int = 0
+    eval_items: int = 1000
+    ckpt_every: int = 250
+    log_every: int = 50
+    threads: int = 1
+    limit: int = 0
+    command: str = ""
+
+
+class StyleEncoder(nn.Module):
+    """[N,3,64,64] in [0,1] -> [N,z_dim]: strided convolutions 64 -> 4 with BatchNorm, then a linear layer."""
+
+    def __init__(self, z_dim: int = 100, width: int = 32) -> None:
+        super().__init__()
+        self.z_dim, self.width = z_dim, width
+        layers: list[nn.Module] = []
+        cin = 3
+        for i in range(4):
+            cout = width * 2**i
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin * 16, z_dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image * 2 - 1).flatten(1))
+
+
+def caption_pools(cfg: StyleConfig, card: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Caption embeddings of the generator's training classes (train split) and of its held-out classes."""
+    ds = t2i_data.load(cfg.data, card.get("training", {}).get("attr_per_image", 3), 0, cfg.limit or None)
+    emb = t2i_data.embed_cached(ds.texts, cfg.encoder, cfg.cache)
+    heldout = card["heldout_classes"]
+    cls, split = ds.class_ids[ds.text_image], ds.split[ds.text_image]
+    seen = ~np.isin(cls, heldout) & (split == "train")
+    return emb[seen], emb[np.isin(cls, heldout)]
+
+
+def draw(gen: OnnxGenerator, emb_pool: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(images [n,3,64,64] in [0,1], their z [n,z_dim]): G on random z and captions of the pool."""
+    z = rng.standard_normal((n, gen.z_dim)).astype(np.float32)
+    e = emb_pool[rng.integers(len(emb_pool), size=n)]
+    return gen.run(e, z, rng), z
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+
+
+@torch.no_grad()
+def evaluate(s: StyleEncoder, gen: OnnxGenerator, emb_pool: np.ndarray, n: int, seed: int) -> dict:
+    """Mean and 10th percentile of cosine(S(G(z, t)), z), and the MSE, on ``n`` fixed draws."""
+    s.eval()
+    rng = np.random.default_rng(seed)
+    cos, mse = [], []
+    for i in range(0, n, 200):
+        x, z = draw(gen, emb_pool, min(200, n - i), rng)
+        pred = s(torch.from_numpy(x)).numpy()
+        cos.append(cosine(pred, z))
+        mse.append(((pred - z) ** 2).mean(1))
+    c = np.concatenate(cos)
+    return {"items": n, "cosine_mean": round(float(c.mean()), 4), "cosine_p10": round(float(np.percentile(c, 10)), 4),
+            "mse": round(float(np.concatenate(mse).mean()), 4)}
+
+
+def train(cfg: StyleConfig, resume: bool = False) -> Path:
+    from training.train_sr import Meter, describe_device, log, restore, save_checkpoint, start_run
+
+    run_dir = Path(cfg.run_dir)
+    device = start_run(run_dir, cfg.threads, cfg.seed)
+    card = json.loads(Path(cfg.generator).with_suffix(".json").read_text())
+    gen = OnnxGenerator(cfg.generator, cfg.threads)
+    seen, held = caption_pools(cfg, card)
+    s = StyleEncoder(gen.z_dim, cfg.width).to(device)
+    opt = torch.optim.Adam(s.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.01)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, best = 0, 0.0, -1.0
+    ckpt_path = run_dir / "ckpt.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        restore(ck, s=s, opt=opt, sched=sched)
+        rng.bit_generator.state = ck["rng"]
+        step, elapsed, best = ck["step"], ck["elapsed"], ck["best"]
+        log.info("resumed from %s at step %d", ckpt_path, step)
+    else:
+        (run_dir / "config.json").write_text(json.dumps({"trainer": "style", "train": asdict(cfg)}, indent=2))
+    log.info("style encoder for %s (z %d): %d params, %d seen / %d held-out captions, device %s", cfg.generator, gen.z_dim,
+             sum(p.numel() for p in s.parameters()), len(seen), len(held), describe_device(device))
+    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
+    meter = Meter(elapsed)
+    while step < cfg.steps:
+        s.train()
+        x, z = draw(gen, seen, cfg.batch, rng)
+        loss = F.mse_loss(s(torch.from_numpy(x).to(device)), torch.from_numpy(z).to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        meter.add({"loss": loss.item()})
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            rec = meter.record(step)
+            stats.write(json.dumps(rec) + "\n")
+            stats.flush()
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            t0 = time.time()
+            val = evaluate(s, gen, held, min(cfg.eval_items, 400), cfg.seed + 1)
+            if val["cosine_mean"] > best:
+                best = val["cosine_mean"]
+                save_checkpoint(run_dir / "best.pt", s=s.state_dict(), step=step, val=val)
+            log.info("step %d loss %.4f | held-out cosine %.4f (best %.4f) | %.2f steps/s", step, rec["loss"],
+                     val["cosine_mean"], best, rec["steps_per_s"])
+            save_checkpoint(ckpt_path, s=s.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), rng=rng.bit_generator.state,
+                            torch_rng=torch.get_rng_state(), step=step, elapsed=meter.elapsed, best=best, train_config=asdict(cfg),
+                            net_config={"z_dim": gen.z_dim, "width": cfg.width}, device=describe_device(device))
+            meter.t0 += time.time() - t0  # evaluation and checkpoints are not training time
+    stats.close()
+    return run_dir / "best.pt"
+
+
+class _Exported(nn.Module):
+    def __init__(self, s: StyleEncoder) -> None:
+        super().__init__()
+        self.s = s
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.s(image)
+
+
+def export(run: str | Path, out_dir: str | Path = "models", name: str = "", notes: str = "", threads: int = 1) -> dict:
+    """Export the run's best S to NAME.onnx (input ``image`` [N,3,64,64] RGB in [0,1], output ``noise`` [N,z_dim]),
+    re-measure it from the file on seen and held-out captions, write the card."""
+    import onnxruntime as ort
+
+    from training.export import training_summary, write_card
+
+    run, out_dir = Path(run), Path(out_dir)
+    ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    cfg = StyleConfig(**ck["train_config"])
+    gen_card = json.loads(Path(cfg.generator).with_suffix(".json").read_text())
+    name = name or f"style-{gen_card['name']}"
+    s = StyleEncoder(**ck["net_config"])
+    s.load_state_dict(best["s"])
+    s.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.onnx"
+    example = torch.rand(2, 3, 64, 64)
+    torch.onnx.export(_Exported(s), (example,), str(path), input_names=["image"], output_names=["noise"],
+                      dynamic_axes={"image": {0: "batch"}, "noise": {0: "batch"}}, opset_version=OPSET, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(8, 3, 64, 64)
+    with torch.no_grad():
+        parity = float(np.abs(sess.run(None, {"image": x.numpy()})[0] - s(x).numpy()).max())
+    if parity > 1e-4:
+        raise RuntimeError(f"ONNX/PyTorch parity failed: max abs diff {parity:.2e}")
+
+    class FromFile(StyleEncoder):  # the evaluation runs the exported file
+        def __call__(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return torch.from_numpy(sess.run(None, {"image": image.numpy()})[0])
+
+    gen = OnnxGenerator(cfg.generator, threads)
+    seen, held = caption_pools(cfg, gen_card)
+    from_file = FromFile(gen.z_dim, cfg.width)
+    metrics = {"heldout_classes": evaluate(from_file, gen, held, cfg.eval_items, cfg.seed + 2),
+               "seen_classes": evaluate(from_file, gen, seen, cfg.eval_items, cfg.seed + 3),
+               "what": "cosine(S(G(z, t)), z) and MSE for z ~ N(0, I) and captions of the held-out (never trained on) "
+                       "and seen classes; G is the generator file"}
+    training = training_summary(ck, run)
+    training["best_step"] = best["step"]
+    card = {
+        "name": name,
+        "task": "style-encoder",
+        "generator": gen_card["name"],
+        "generator_sha256": gen_card["onnx"]["sha256"],
+        "size": 64,
+        "z_dim": gen.z_dim,
+        "description": (f"Style encoder S(x) for {gen_card['name']} (GAN-INT-CLS, Reed et al. 2016): an image -> the noise z "
+                        "that makes the generator draw the prompt's content with that image's pose, layout and background. "
+                        "Trained on the generator's own images with L_style = ||z - S(G(z, phi(t)))||^2."),
+        "arch": "style-encoder",
+        "net_config": ck["net_config"],
+        "params": sum(p.numel() for p in s.parameters()),
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["N", 3, 64, 64], "range": [0, 1], "color": "RGB",
+                    "note": "the style image resized to 64x64"}],
+        "outputs": [{"name": "noise", "dtype": "float32", "shape": ["N", gen.z_dim], "note": "the generator's noise input"}],
+        "metrics": metrics,
+        "training": training,
+        "parity_max_abs_diff": parity,
+        "onnx": {"file": path.name, "opset": OPSET},
+        "created": dt.date.today().isoformat(),
+        "notes": notes,
+    }
+    write_card(path, card)
+    return card

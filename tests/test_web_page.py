@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import ROOT, SHARED, ServerProcess, photo, write_nearest_model
-from tests.t2i_standins import write_t2i_models
+from tests.t2i_standins import write_lapgan, write_style_encoder, write_t2i_models
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -132,6 +132,8 @@ def t2i_server(tmp_path_factory):
     d = tmp_path_factory.mktemp("t2i-page-models")
     write_nearest_model(d, "nearest-x4", 4)
     write_t2i_models(d)
+    write_lapgan(d)
+    write_style_encoder(d)
     srv = ServerProcess({"GAN_MODELS_DIR": str(d)})
     yield srv
     srv.stop()
@@ -171,4 +173,27 @@ def test_text_to_image_tab(t2i_server, browser, tmp_path):
     assert "seed 5" in page.inner_text("#t2i-grid figcaption") and "+ nearest-x4" in page.inner_text("#t2i-meta")
     assert page.inner_text("#t2i-status") == ""
     page.screenshot(path=str(tmp_path / "t2i-standins.png"), full_page=True)  # stand-in images: never for docs/
+
+    # LAPGAN: detail draws of one composition; then a style image, sent as a file in a multipart form.
+    assert not page.is_visible("#t2i-form input[name=detail_seed]")
+    page.select_option("#t2i-form select[name=generator]", "lapgan")
+    page.fill("#t2i-form input[name=n]", "2")
+    page.fill("#t2i-form input[name=detail_seed]", "20")
+    page.check("#t2i-form input[name=vary]")
+    page.select_option("#t2i-form select[name=size]", "64")
+    page.click("#t2i-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#t2i-grid figure img').length === 2 && "
+                           "[...document.querySelectorAll('#t2i-grid img')].every(i => i.complete && i.naturalWidth === 64)")
+    assert [c.split(" ·")[0] for c in page.locator("#t2i-grid figcaption").all_inner_texts()] == ["seed 5 detail 20", "seed 5 detail 21"]
+    assert "t2i-lap-test64" in page.inner_text("#t2i-meta")
+    assert page.get_attribute("#t2i-grid figure:nth-child(2) a", "download") == "text-to-image_seed5_detail21.png"
+    style = tmp_path / "style.png"
+    Image.new("RGB", (40, 40), (200, 40, 90)).save(style)
+    page.select_option("#t2i-form select[name=generator]", "")
+    page.fill("#t2i-form input[name=n]", "1")
+    page.set_input_files("#t2i-form input[name=style_image]", str(style))
+    with page.expect_response("**/text-to-image") as answer:
+        page.click("#t2i-form button[type=submit]")
+    assert answer.value.status == 200 and answer.value.headers["x-style-encoder"] == "style-t2i-test64"
+    assert "multipart/form-data" in answer.value.request.headers["content-type"]
     page.close()

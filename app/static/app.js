@@ -125,6 +125,8 @@ fetch("/v1/models").then((r) => r.json()).then(({ models }) => {
   }
   $("#faces-option").hidden = !models.some((m) => m.domain === "faces");
   $("#tab-t2i").hidden = !models.some((m) => m.task === "text-to-image");
+  $("#t2i-generator").hidden = !models.some((m) => m.task === "text-to-image" && m.arch === "lapgan");
+  $("#t2i-style").hidden = !models.some((m) => m.task === "style-encoder");
 }).catch(() => {});
 
 // ---- upscale -----------------------------------------------------------------------------------------
@@ -176,24 +178,43 @@ $("#degrade-form").addEventListener("submit", async (e) => {
 });
 
 // ---- text to image -----------------------------------------------------------------------------------
+$("#t2i-form select[name=generator]").addEventListener("change", (e) => {
+  for (const el of document.querySelectorAll("#t2i-form .lapgan-only")) el.hidden = e.target.value !== "lapgan";
+});
+
 $("#t2i-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = e.target;
   const data = new FormData(form);
   const req = { prompt: data.get("prompt"), n: Number(data.get("n")), size: Number(data.get("size")), format: "png" };
   if (data.get("seed") !== "") req.seed = Number(data.get("seed"));
-  const resp = await call("/text-to-image", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req),
-  }, $("#t2i-status"), form, "Generating");
+  const lapgan = data.get("generator") === "lapgan";
+  if (lapgan) {
+    req.generator = "lapgan";
+    if (data.get("detail_seed") !== "") req.detail_seed = Number(data.get("detail_seed"));
+    if (data.get("vary")) req.vary = "detail";
+  }
+  const style = data.get("style_image");
+  let init;
+  if (style && style.size) {  // a style image goes as a file in a multipart form, the other fields beside it
+    const body = new FormData();
+    for (const [k, v] of Object.entries(req)) body.append(k, String(v));
+    body.append("style_image", style);
+    init = { method: "POST", body };
+  } else {
+    init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req) };
+  }
+  const resp = await call("/text-to-image", init, $("#t2i-status"), form, "Generating");
   if (!resp) return;
   let images, seeds;
   if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) {
     const body = await resp.json();
     images = body.images.map((b64) => `data:${body.media_type};base64,${b64}`);
-    seeds = body.seeds;
+    seeds = body.seeds.map((s, i) => (body.detail_seeds ? `${s} detail ${body.detail_seeds[i]}` : `${s}`));
   } else {
     images = [objectUrl("t2i", await resp.blob())];
-    seeds = [resp.headers.get("X-Seed")];
+    const detail = resp.headers.get("X-Detail-Seed");
+    seeds = [resp.headers.get("X-Seed") + (detail ? ` detail ${detail}` : "")];
   }
   const ms = resp.headers.get("X-Processing-Time-Ms");
   const upscaler = resp.headers.get("X-Upscaler");
@@ -208,7 +229,7 @@ $("#t2i-form").addEventListener("submit", async (e) => {
     const cap = document.createElement("figcaption");
     const link = document.createElement("a");
     link.href = src;
-    link.download = `text-to-image_seed${seeds[i]}.png`;
+    link.download = `text-to-image_seed${seeds[i].replace(" detail ", "_detail")}.png`;
     link.textContent = "download";
     cap.append(`seed ${seeds[i]} · `, link);
     fig.append(img, cap);

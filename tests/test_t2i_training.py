@@ -354,3 +354,92 @@ def test_shipped_generator_follows_colour_words_and_varies_with_the_seed():
         d = [np.abs(imgs[i].astype(float) - imgs[j]).mean() for i in range(8) for j in range(i + 1, 8)]
         assert min(d) > 2.0  # distinct seeds, distinct images (no collapse)
     assert hits / n >= 0.5, f"{hits}/{n} generated flowers have the asked petal colour"
+
+
+# -- LAPGAN and the style encoder ------------------------------------------------------------------------------
+LAP_NET = {"ngf": 8, "ndf": 8, "proj": 16, "z_dim": 12, "fine": [8, 8, 8], "text": 4}
+
+
+def test_lapgan_levels_add_bands_to_the_upsampled_coarser_image():
+    from training.t2i import lapgan
+
+    torch.manual_seed(0)
+    g = lapgan.LapGenerator(lapgan.LapConfig(**LAP_NET)).eval()
+    z, e = torch.randn(3, 12), torch.nn.functional.normalize(torch.randn(3, 384), dim=1)
+    details = [torch.randn(3, 1, s, s) for s in (16, 32, 64)]
+    with torch.no_grad():
+        levels = g.levels(z, e, *details)
+        assert [x.shape[-1] for x in levels] == [8, 16, 32, 64]
+        for k in range(1, 4):  # I_k = u(I_{k+1}) + G_k(u(I_{k+1}), z_k, t)
+            low = lapgan.up(levels[k - 1])
+            assert torch.allclose(levels[k], low + g.bands[k - 1](low, details[k - 1], e), atol=1e-6)
+        # the coarse image depends on z only; another detail draw keeps it and changes the 64 px image
+        other = g.levels(z, e, *[torch.randn_like(d) for d in details])
+        assert torch.equal(other[0], levels[0]) and not torch.allclose(other[-1], levels[-1])
+        # training: each finer level is built on the REAL image's coarser level
+        x = torch.rand(3, 3, 64, 64) * 2 - 1
+        fakes = g.train_fakes(x, e)
+        real = lapgan.real_levels(x)
+        assert [f.shape[-1] for f in fakes.images] == [8, 16, 32, 64]
+        assert all(torch.equal(a, b) for a, b in zip(fakes.lows[1:], real.lows[1:]))
+    d = lapgan.LapDiscriminator(lapgan.LapConfig(**LAP_NET), classes=5)
+    h = d.features(x)
+    assert d.judge(h, e).shape == (12,) and d(fakes.detach(), e).shape == (12,) and d.class_logits(h).shape == (12, 5)
+
+
+@needs_encoder
+def test_lapgan_trains_resumes_exports_and_evaluates_its_levels(tiny_data, tmp_path):
+    import onnxruntime as ort
+
+    from training.t2i.evaluate import OnnxGenerator, level_spread
+    from training.t2i.export import export_run
+    from training.t2i.train import train
+
+    cfg = dict(arch="lapgan", net=LAP_NET, w_cls=1.0)
+    whole = train(_cfg(tiny_data, tmp_path / "whole", **cfg), progress=False)
+    part = _cfg(tiny_data, tmp_path / "part", **cfg)
+    train(part, progress=False, stop_at=2)
+    train(part, resume=True, progress=False)
+    a, b = (torch.load(p, weights_only=False) for p in (whole, tmp_path / "part" / "ckpt.pt"))
+    assert a["arch"] == "lapgan" and all(torch.equal(a["g_ema"][k], b["g_ema"][k]) for k in a["g_ema"])
+    card = export_run(whole.parent, tmp_path / "models", "lap-test", evaluate_it=False, grid=None)
+    assert card["arch"] == "lapgan" and "LAPGAN" in card["description"]
+    assert [i["name"] for i in card["inputs"]] == ["text_embedding", "noise", "noise_16", "noise_32", "noise_64"]
+    path = tmp_path / "models" / "lap-test.onnx"
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["text_embedding", "noise", "noise_16", "noise_32", "noise_64"]
+    gen = OnnxGenerator(path)
+    assert gen.levels == [16, 32, 64] and gen.z_dim == 12
+    e = np.repeat(np.random.default_rng(0).standard_normal((1, 384)).astype(np.float32), 2, 0)
+    same = gen(e, [4, 4], detail_seeds=[9, 9])
+    assert np.array_equal(same[0], same[1])  # the same seeds give the same image
+    spread = level_spread(gen, e[:1], 3)
+    assert set(spread) == {"coarse (8 px)", "detail (all finer levels)", "16 px only", "32 px only", "64 px only"}
+    assert all(v >= 0 for v in spread.values())
+
+
+@needs_encoder
+def test_style_encoder_trains_on_the_generators_images_and_exports(tiny_data, tmp_path):
+    import onnxruntime as ort
+
+    from training.t2i.export import export_run
+    from training.t2i.style import StyleConfig, export, train
+    from training.t2i.train import train as train_gan
+
+    gan = train_gan(_cfg(tiny_data, tmp_path / "gan", steps=2), progress=False)
+    export_run(gan.parent, tmp_path / "models", "t2i-tiny", evaluate_it=False, grid=None)
+    card_path = tmp_path / "models" / "t2i-tiny.json"  # the tiny data has 6 classes: hold out the 6th for S's check
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "heldout_classes": [6]}))
+    cfg = StyleConfig(generator=str(tmp_path / "models" / "t2i-tiny.onnx"), data=str(tiny_data), encoder=str(ENCODER),
+                      cache=str(tmp_path / "cache"), run_dir=str(tmp_path / "style"), width=8, batch=16, steps=30, lr=3e-3,
+                      eval_items=64, ckpt_every=10, log_every=5)
+    train(cfg)
+    card = export(tmp_path / "style", tmp_path / "models")
+    assert card["name"] == "style-t2i-tiny" and card["task"] == "style-encoder" and card["generator"] == "t2i-tiny" and card["z_dim"] == 12
+    m = card["metrics"]["heldout_classes"]
+    assert m["items"] == 64 and -1 <= m["cosine_mean"] <= 1 and m["mse"] > 0
+    rows = [json.loads(r) for r in (tmp_path / "style" / "stats.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]  # it learns (z is recoverable from a generator that uses it)
+    sess = ort.InferenceSession(str(tmp_path / "models" / "style-t2i-tiny.onnx"), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"image": np.random.default_rng(0).random((2, 3, 64, 64), np.float32)})[0]
+    assert out.shape == (2, 12)

@@ -160,11 +160,10 @@ class LapDiscriminator(nn.Module):
     loop's mean over them averages the levels' losses."""
 
     def __init__(self, config: LapConfig, classes: int = 0) -> None:
+        """``classes``: each level also gets the auxiliary class head (TAC-GAN), as GAN-INT-CLS's D."""
         super().__init__()
-        if classes:
-            raise ValueError("the auxiliary class loss (w_cls) is not implemented for LAPGAN")
         dc = T2IConfig(emb_dim=config.emb_dim, proj=config.proj, ndf=config.ndf, projection=config.projection)
-        self.levels = nn.ModuleList(Discriminator(dc, in_ch=3 if s == SIZES[0] else 6, size=s) for s in SIZES)
+        self.levels = nn.ModuleList(Discriminator(dc, classes, in_ch=3 if s == SIZES[0] else 6, size=s) for s in SIZES)
 
     def features(self, x: torch.Tensor | Levels) -> list[torch.Tensor]:
         lv = real_levels(x) if isinstance(x, torch.Tensor) else x
@@ -176,6 +175,10 @@ class LapDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor | Levels, emb: torch.Tensor) -> torch.Tensor:
         return self.judge(self.features(x), emb)
+
+    def class_logits(self, h: list[torch.Tensor]) -> torch.Tensor:
+        """Every level's class logits, concatenated level-major ([levels * N, classes])."""
+        return torch.cat([d.class_logits(hk) for d, hk in zip(self.levels, h)])
 
 
 class ExportedLap(nn.Module):

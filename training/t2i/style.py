@@ -74,7 +74,10 @@ def caption_pools(cfg: StyleConfig, card: dict) -> tuple[np.ndarray, np.ndarray]
     heldout = card["heldout_classes"]
     cls, split = ds.class_ids[ds.text_image], ds.split[ds.text_image]
     seen = ~np.isin(cls, heldout) & (split == "train")
-    return emb[seen], emb[np.isin(cls, heldout)]
+    held = np.isin(cls, heldout)
+    if not seen.any() or not held.any():
+        raise ValueError(f"{cfg.data} has no captions of the generator's {'held-out' if seen.any() else 'seen'} classes")
+    return emb[seen], emb[held]
 
 
 def draw(gen: OnnxGenerator, emb_pool: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +191,7 @@ def export(run: str | Path, out_dir: str | Path = "models", name: str = "", note
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.onnx"
     example = torch.rand(2, 3, 64, 64)
-    torch.onnx.export(_Exported(s), (example,), str(path), input_names=["image"], output_names=["noise"],
+    torch.onnx.export(_Exported(s).eval(), (example,), str(path), input_names=["image"], output_names=["noise"],
                       dynamic_axes={"image": {0: "batch"}, "noise": {0: "batch"}}, opset_version=OPSET, dynamo=False)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.rand(8, 3, 64, 64)

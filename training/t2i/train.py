@@ -100,6 +100,12 @@ class CaptionSampler:
         return x, torch.from_numpy(self.ds.emb[right]), torch.from_numpy(self.ds.emb[wrong]), torch.from_numpy(self.cls[k].astype(np.int64))
 
 
+def class_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of class logits against the images' classes; a D with several levels (LAPGAN) stacks one
+    block of logits per level."""
+    return F.cross_entropy(logits, y.repeat(len(logits) // len(y)))
+
+
 def train_pool(ds: t2i_data.Flowers, heldout: list[int]) -> np.ndarray:
     """Training images: the train split of the classes not held out."""
     return np.flatnonzero((ds.split == "train") & ~np.isin(ds.class_ids, heldout))
@@ -126,9 +132,10 @@ def standing_stats(g: torch.nn.Module, emb: np.ndarray, batches: int = 20, batch
             m.reset_running_stats()
             m.momentum = None  # cumulative average
     g.train()
-    for _ in range(batches):
-        e = torch.from_numpy(emb[rng.integers(len(emb), size=batch)])
-        g(torch.randn(batch, g.config.z_dim, generator=gen), e)
+    with torch.random.fork_rng(devices=[]):  # a generator that draws its own noise (LAPGAN's details) leaves no trace
+        for _ in range(batches):
+            e = torch.from_numpy(emb[rng.integers(len(emb), size=batch)])
+            g(torch.randn(batch, g.config.z_dim, generator=gen), e)
     return g.eval()
 
 
@@ -229,7 +236,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
         d_real, d_wrong, d_fake = d.judge(h_real, e), d.judge(h_real, e_wrong), d(fake.detach(), e)
         loss_d = F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_wrong).mean() + F.softplus(d_fake).mean())
-        loss_cls_d = F.cross_entropy(d.class_logits(h_real), y) if cfg.w_cls else torch.zeros(())
+        loss_cls_d = class_loss(d.class_logits(h_real), y) if cfg.w_cls else torch.zeros(())
         loss_d = loss_d + cfg.w_cls * loss_cls_d
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -243,7 +250,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
             h_fake = d.features(fake)
             loss_adv = F.softplus(-d.judge(h_fake, e)).mean()
             loss_int = F.softplus(-d(fake_int, e_int)).mean()
-            loss_cls = F.cross_entropy(d.class_logits(h_fake), y) if cfg.w_cls else torch.zeros(())
+            loss_cls = class_loss(d.class_logits(h_fake), y) if cfg.w_cls else torch.zeros(())
             loss_g = loss_adv + cfg.w_int * loss_int + cfg.w_cls * loss_cls
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

@@ -24,6 +24,7 @@ RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY degradations ./degradations
+COPY cards ./cards
 RUN if [ -n "${PIP_CA_BUNDLE}" ]; then export PIP_CERT="${PIP_CA_BUNDLE}"; fi \
     && /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -c "import onnxruntime, app.main; print(onnxruntime.get_available_providers())"
@@ -38,6 +39,7 @@ WORKDIR /srv
 # process cannot rewrite what it serves.
 COPY app ./app
 COPY degradations ./degradations
+COPY cards ./cards
 COPY models ./models
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     GAN_HOST=0.0.0.0 GAN_PORT=8000 GAN_MODELS_DIR=/srv/models

@@ -27,7 +27,7 @@ test: install-dev
 
 # Style, types of the service and the walls between packages (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]).
 lint: install-dev
-	$(BIN)/ruff check app training degradations bench tests
+	$(BIN)/ruff check app training degradations cards bench tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cards
 from app import errors, metrics
 from app.batching import Batcher
 from app.config import Settings
@@ -82,16 +83,17 @@ class Registry:
 
         s = self.settings
         self._load_pipeline()
-        cards = sorted(Path(s.models_dir).glob("*.json"))
-        if not cards:
+        card_paths = sorted(Path(s.models_dir).glob("*.json"))
+        if not card_paths:
             log.warning("no model cards found in %s", s.models_dir)
         gpu = choose_providers(s.providers)[0] in GPU_PROVIDERS
-        for card_path in cards:
+        for card_path in card_paths:
             name = card_path.stem
             if name.endswith(".tokenizer") or (only is not None and name not in only):  # (a text encoder's tokenizer file)
                 continue
             try:
                 card = json.loads(card_path.read_text())
+                cards.validate(card)  # a card that breaks the schema (cards/model-card.schema.json) is not served
                 variant = card.get("variant_of")  # a lower-precision copy of another model (not e.g. an int8-only encoder)
                 if variant and card.get("precision") == "fp16" and (s.fp16 == "off" or (s.fp16 == "auto" and not gpu)):
                     log.info("skipping %s: fp16 variant, no GPU provider (GAN_FP16=%s)", name, s.fp16)

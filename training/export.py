@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import cards
 from training import nets
 from training.train_sr import load_ema
 
@@ -98,7 +99,9 @@ def write_card(onnx_path: Path, card: dict) -> None:
 
 
 def write_metadata(path: Path, card: dict) -> None:
-    """Store the card and its key scalars in the ONNX file's metadata_props (as Ultralytics does)."""
+    """Store the card and its key scalars in the ONNX file's metadata_props (as Ultralytics does). Every exporter
+    comes through here: a card that does not validate (cards.ModelCard) is refused before anything is written."""
+    cards.validate(card)
     import onnx
 
     model = onnx.load(str(path))

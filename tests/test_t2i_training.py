@@ -357,7 +357,7 @@ def test_shipped_generator_follows_colour_words_and_varies_with_the_seed():
 
 
 # -- LAPGAN and the style encoder ------------------------------------------------------------------------------
-LAP_NET = {"ngf": 8, "ndf": 8, "proj": 16, "z_dim": 12, "fine": [8, 8, 8], "text": 4}
+LAP_NET = {"ngf": 8, "ndf": 8, "proj": 16, "z_dim": 12, "fine": [8, 8, 8], "text": 4, "fine_batch": 2}
 
 
 def test_lapgan_levels_add_bands_to_the_upsampled_coarser_image():
@@ -376,15 +376,17 @@ def test_lapgan_levels_add_bands_to_the_upsampled_coarser_image():
         # the coarse image depends on z only; another detail draw keeps it and changes the 64 px image
         other = g.levels(z, e, *[torch.randn_like(d) for d in details])
         assert torch.equal(other[0], levels[0]) and not torch.allclose(other[-1], levels[-1])
-        # training: each finer level is built on the REAL image's coarser level
+        # training: each finer level is built on the REAL image's coarser level, for the first fine_batch images
         x = torch.rand(3, 3, 64, 64) * 2 - 1
         fakes = g.train_fakes(x, e)
-        real = lapgan.real_levels(x)
-        assert [f.shape[-1] for f in fakes.images] == [8, 16, 32, 64]
+        real = lapgan.real_levels(x, 2)
+        assert [tuple(f.shape) for f in fakes.images] == [(3, 3, 8, 8), (2, 3, 16, 16), (2, 3, 32, 32), (2, 3, 64, 64)]
         assert all(torch.equal(a, b) for a, b in zip(fakes.lows[1:], real.lows[1:]))
+        assert torch.equal(real.lows[1], lapgan.up(lapgan.down(lapgan.down(lapgan.down(x[:2])))))
     d = lapgan.LapDiscriminator(lapgan.LapConfig(**LAP_NET), classes=5)
     h = d.features(x)
-    assert d.judge(h, e).shape == (12,) and d(fakes.detach(), e).shape == (12,) and d.class_logits(h).shape == (12, 5)
+    assert d.judge(h, e).shape == (3 + 3 * 2,) and d(fakes.detach(), e).shape == (9,)
+    assert d.class_loss(h, torch.tensor([0, 1, 2])).shape == ()
 
 
 @needs_encoder
@@ -434,7 +436,10 @@ def test_style_encoder_trains_on_the_generators_images_and_exports(tiny_data, tm
                       cache=str(tmp_path / "cache"), run_dir=str(tmp_path / "style"), width=8, batch=16, steps=30, lr=3e-3,
                       eval_items=64, ckpt_every=10, log_every=5)
     train(cfg)
-    card = export(tmp_path / "style", tmp_path / "models")
+    card = export(tmp_path / "style", tmp_path / "models", grid=tmp_path / "style-grid.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "style-grid.png").size == (6 * 132 + 4, 70 + 6 * 132)  # 6 style rows x (style + 5 captions)
     assert card["name"] == "style-t2i-tiny" and card["task"] == "style-encoder" and card["generator"] == "t2i-tiny" and card["z_dim"] == 12
     m = card["metrics"]["heldout_classes"]
     assert m["items"] == 64 and -1 <= m["cosine_mean"] <= 1 and m["mse"] > 0

@@ -51,7 +51,7 @@ def cmd_style_export(args: argparse.Namespace) -> None:
     from training.t2i.style import export
 
     _logging()
-    card = export(args.run, args.out, args.name, args.notes, args.threads)
+    card = export(args.run, args.out, args.name, args.notes, args.threads, args.grid or None)
     print(json.dumps({"onnx": card["onnx"], "metrics": card["metrics"]}, indent=2))
 
 
@@ -77,6 +77,7 @@ def add_style_commands(sub) -> None:
     x.add_argument("--name", default="", help="default: style-<generator name>")
     x.add_argument("--out", default="models")
     x.add_argument("--notes", default="")
+    x.add_argument("--grid", default="docs/t2i-style-grid.png", help="the style-transfer grid (rows: style images; columns: captions); '' for none")
     x.add_argument("--threads", type=int, default=1)
     x.set_defaults(func=cmd_style_export)
 

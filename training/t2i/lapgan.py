@@ -34,11 +34,12 @@ class LapConfig:
     emb_dim: int = 384
     z_dim: int = 100
     proj: int = 128           # the coarse level's text projection
-    ngf: int = 64             # the coarse level's width
-    fine: tuple[int, ...] = (64, 48, 32)  # widths of the 16, 32 and 64 px levels
-    text: int = 16            # text channels broadcast over a finer level
-    ndf: int = 32
+    ngf: int = 32             # the coarse level's width
+    fine: tuple[int, ...] = (48, 32, 16)  # widths of the 16, 32 and 64 px levels (a CPU budget: the 64 px level costs most)
+    text: int = 8             # text channels broadcast over a finer level
+    ndf: int = 16
     projection: bool = True
+    fine_batch: int = 16      # training only: images of a batch the finer levels learn from (the coarse level takes all)
 
     def __post_init__(self) -> None:
         self.fine = tuple(self.fine)
@@ -86,7 +87,6 @@ class BandG(nn.Module):
         self.project = nn.Sequential(nn.Linear(c.emb_dim, c.text), nn.LeakyReLU(0.2, inplace=True))
         self.body = nn.Sequential(nn.Conv2d(3 + 1 + c.text, width, 3, 1, 1), nn.ReLU(True),
                                   nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(True),
-                                  nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(True),
                                   nn.Conv2d(width, 3, 3, 1, 1))
 
     def forward(self, low: torch.Tensor, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -109,9 +109,11 @@ class Levels:
         return len(self.images[0])
 
 
-def real_levels(x: torch.Tensor) -> Levels:
+def real_levels(x: torch.Tensor, fine_batch: int | None = None) -> Levels:
+    """The real images at every level; the finer levels only for the first ``fine_batch`` images."""
     images = pyramid(x)
-    return Levels(images, [None, *(up(i) for i in images[:-1])])
+    k = len(x) if fine_batch is None else min(fine_batch, len(x))
+    return Levels([images[0], *(i[:k] for i in images[1:])], [None, *(up(i[:k]) for i in images[:-1])])
 
 
 class LapGenerator(nn.Module):
@@ -137,14 +139,15 @@ class LapGenerator(nn.Module):
         return out
 
     def train_fakes(self, x: torch.Tensor, emb: torch.Tensor) -> Levels:
-        """Fakes at every level, each finer one built on the REAL image's coarser level (the paper's training)."""
-        real = real_levels(x)
+        """Fakes at every level, each finer one built on the REAL image's coarser level (the paper's training);
+        the finer levels for the first ``fine_batch`` images only (a CPU budget)."""
         n = len(emb)
+        real = real_levels(x[:n], self.config.fine_batch)
         images = [self.coarse(torch.randn(n, self.config.z_dim, device=x.device), emb)]
         for band, low in zip(self.bands, real.lows[1:]):
-            low = low[:n]
-            images.append(low + band(low, torch.randn(n, 1, low.shape[2], low.shape[3], device=x.device), emb))
-        return Levels(images, [None, *(low[:n] for low in real.lows[1:])])
+            k = len(low)
+            images.append(low + band(low, torch.randn(k, 1, low.shape[2], low.shape[3], device=x.device), emb[:k]))
+        return Levels(images, real.lows)
 
     def seeded_noise(self, seeds: list[int], detail_seeds: list[int] | None = None) -> tuple[torch.Tensor, ...]:
         """(z, noise_16, noise_32, noise_64) as the service draws them (numpy): z from the seed, each level's map
@@ -162,23 +165,24 @@ class LapDiscriminator(nn.Module):
     def __init__(self, config: LapConfig, classes: int = 0) -> None:
         """``classes``: each level also gets the auxiliary class head (TAC-GAN), as GAN-INT-CLS's D."""
         super().__init__()
+        self.fine_batch = config.fine_batch
         dc = T2IConfig(emb_dim=config.emb_dim, proj=config.proj, ndf=config.ndf, projection=config.projection)
         self.levels = nn.ModuleList(Discriminator(dc, classes, in_ch=3 if s == SIZES[0] else 6, size=s) for s in SIZES)
 
     def features(self, x: torch.Tensor | Levels) -> list[torch.Tensor]:
-        lv = real_levels(x) if isinstance(x, torch.Tensor) else x
-        return [d.features(i if low is None else torch.cat([i, low[: len(i)]], 1))
-                for d, i, low in zip(self.levels, lv.images, lv.lows)]
+        lv = real_levels(x, self.fine_batch) if isinstance(x, torch.Tensor) else x
+        return [d.features(i if low is None else torch.cat([i, low], 1)) for d, i, low in zip(self.levels, lv.images, lv.lows)]
 
     def judge(self, h: list[torch.Tensor], emb: torch.Tensor) -> torch.Tensor:
-        return torch.cat([d.judge(hk, emb) for d, hk in zip(self.levels, h)])
+        """Every level's logits, concatenated (a finer level has fewer images: the first of the batch)."""
+        return torch.cat([d.judge(hk, emb[: len(hk)]) for d, hk in zip(self.levels, h)])
 
     def forward(self, x: torch.Tensor | Levels, emb: torch.Tensor) -> torch.Tensor:
         return self.judge(self.features(x), emb)
 
-    def class_logits(self, h: list[torch.Tensor]) -> torch.Tensor:
-        """Every level's class logits, concatenated level-major ([levels * N, classes])."""
-        return torch.cat([d.class_logits(hk) for d, hk in zip(self.levels, h)])
+    def class_loss(self, h: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        """The auxiliary class loss, averaged over the levels."""
+        return torch.stack([d.class_loss(hk, y[: len(hk)]) for d, hk in zip(self.levels, h)]).mean()
 
 
 class ExportedLap(nn.Module):

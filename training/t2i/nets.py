@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
 
@@ -96,6 +97,10 @@ class Discriminator(nn.Module):
     def class_logits(self, h: torch.Tensor) -> torch.Tensor:
         """The auxiliary classifier's logits [N, classes] from image features ``h``."""
         return self.classify(h.sum((2, 3)))
+
+    def class_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the auxiliary classifier on image features ``h`` against class ids ``y``."""
+        return F.cross_entropy(self.class_logits(h), y)
 
 
 class Exported(nn.Module):

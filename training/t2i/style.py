@@ -163,6 +163,57 @@ def train(cfg: StyleConfig, resume: bool = False) -> Path:
     return run_dir / "best.pt"
 
 
+STYLE_CAPTIONS = [
+    "this flower has bright yellow petals and a dark center",
+    "a flower with large red petals",
+    "this flower has white petals and a yellow center",
+    "this flower has purple petals with thin stamen",
+    "an orange flower with many thin petals",
+]
+
+
+def write_style_grid(style_onnx: str | Path, cfg: StyleConfig, path: str | Path, rows: int = 6, seed: int = 0) -> Path:
+    """Rows: style images (real test-split photos of held-out classes, then images the generator made), each
+    shown first; columns: captions drawn with z = S(style image). 2x nearest enlargement."""
+    import onnxruntime as ort
+    from PIL import Image, ImageDraw
+
+    sess = ort.InferenceSession(str(style_onnx), providers=["CPUExecutionProvider"])
+    gen = OnnxGenerator(cfg.generator, cfg.threads)
+    card = json.loads(Path(cfg.generator).with_suffix(".json").read_text())
+    ds = t2i_data.load(cfg.data, card.get("training", {}).get("attr_per_image", 3), 0, cfg.limit or None)
+    rng = np.random.default_rng(seed)
+    held = np.flatnonzero(np.isin(ds.class_ids, card["heldout_classes"]))
+    real = ds.images[rng.choice(held, size=rows // 2, replace=False)]
+    made = t2i_data.to_uint8(gen.run(t2i_data.embed_cached(STYLE_CAPTIONS[: rows - rows // 2], cfg.encoder, cfg.cache),
+                                     rng.standard_normal((rows - rows // 2, gen.z_dim)).astype(np.float32), rng))
+    styles = np.concatenate([real, made])
+    z = sess.run(None, {"image": styles.transpose(0, 3, 1, 2).astype(np.float32) / 255})[0]
+    emb = t2i_data.embed_cached(STYLE_CAPTIONS, cfg.encoder, cfg.cache)
+    cell, pad, head = 128, 4, 70
+    sheet = Image.new("RGB", ((len(STYLE_CAPTIONS) + 1) * (cell + pad) + pad, head + len(styles) * (cell + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 8), "style image", fill="black")
+    for c, text in enumerate(STYLE_CAPTIONS):
+        words, lines, line = text.split(), [], ""
+        for w in words:
+            if len(line) + len(w) > 20:
+                lines.append(line)
+                line = ""
+            line = f"{line} {w}".strip()
+        draw.multiline_text(((c + 1) * (cell + pad) + pad, 8), "\n".join(lines + [line]), fill="black", spacing=2)
+    for r, (style, zr) in enumerate(zip(styles, z)):
+        y = head + r * (cell + pad)
+        sheet.paste(Image.fromarray(style).resize((cell, cell), Image.NEAREST), (pad, y))
+        imgs = t2i_data.to_uint8(gen.run(emb, np.repeat(zr[None], len(emb), 0), np.random.default_rng(seed)))
+        for c, im in enumerate(imgs):
+            sheet.paste(Image.fromarray(im).resize((cell, cell), Image.NEAREST), ((c + 1) * (cell + pad) + pad, y))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
 class _Exported(nn.Module):
     def __init__(self, s: StyleEncoder) -> None:
         super().__init__()
@@ -172,7 +223,8 @@ class _Exported(nn.Module):
         return self.s(image)
 
 
-def export(run: str | Path, out_dir: str | Path = "models", name: str = "", notes: str = "", threads: int = 1) -> dict:
+def export(run: str | Path, out_dir: str | Path = "models", name: str = "", notes: str = "", threads: int = 1,
+           grid: str | Path | None = None) -> dict:
     """Export the run's best S to NAME.onnx (input ``image`` [N,3,64,64] RGB in [0,1], output ``noise`` [N,z_dim]),
     re-measure it from the file on seen and held-out captions, write the card."""
     import onnxruntime as ort
@@ -237,4 +289,6 @@ def export(run: str | Path, out_dir: str | Path = "models", name: str = "", note
         "notes": notes,
     }
     write_card(path, card)
+    if grid:
+        write_style_grid(path, cfg, grid)
     return card

@@ -100,12 +100,6 @@ class CaptionSampler:
         return x, torch.from_numpy(self.ds.emb[right]), torch.from_numpy(self.ds.emb[wrong]), torch.from_numpy(self.cls[k].astype(np.int64))
 
 
-def class_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of class logits against the images' classes; a D with several levels (LAPGAN) stacks one
-    block of logits per level."""
-    return F.cross_entropy(logits, y.repeat(len(logits) // len(y)))
-
-
 def train_pool(ds: t2i_data.Flowers, heldout: list[int]) -> np.ndarray:
     """Training images: the train split of the classes not held out."""
     return np.flatnonzero((ds.split == "train") & ~np.isin(ds.class_ids, heldout))
@@ -236,7 +230,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
         d_real, d_wrong, d_fake = d.judge(h_real, e), d.judge(h_real, e_wrong), d(fake.detach(), e)
         loss_d = F.softplus(-d_real).mean() + 0.5 * (F.softplus(d_wrong).mean() + F.softplus(d_fake).mean())
-        loss_cls_d = class_loss(d.class_logits(h_real), y) if cfg.w_cls else torch.zeros(())
+        loss_cls_d = d.class_loss(h_real, y) if cfg.w_cls else torch.zeros(())
         loss_d = loss_d + cfg.w_cls * loss_cls_d
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -250,7 +244,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
             h_fake = d.features(fake)
             loss_adv = F.softplus(-d.judge(h_fake, e)).mean()
             loss_int = F.softplus(-d(fake_int, e_int)).mean()
-            loss_cls = class_loss(d.class_logits(h_fake), y) if cfg.w_cls else torch.zeros(())
+            loss_cls = d.class_loss(h_fake, y) if cfg.w_cls else torch.zeros(())
             loss_g = loss_adv + cfg.w_int * loss_int + cfg.w_cls * loss_cls
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

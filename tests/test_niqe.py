@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import SHARED, photo, write_nearest_model
+from tests.helpers import ROOT, SHARED, photo, write_nearest_model
 from training import niqe
 
 
@@ -59,3 +59,21 @@ def test_evaluate_real_and_sheet(tmp_path):
     assert "NIQE nearest-x4" in format_table(res)
     sheet = comparison_sheet([path], sorted(imgs.glob("*.png")), tmp_path / "sheet.png", crop=32)
     assert Image.open(sheet).size == (3 * 128, 2 * (128 + 18) + 18)
+
+
+def test_evaluate_real_sheet_rows_by_name_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = write_nearest_model(tmp_path / "m", "nearest-x4", 4)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.fromarray(photo(80, 80, seed=i)).save(tmp_path / folder / f"{folder}{i}.png")
+    cmd = [sys.executable, "-m", "training", "evaluate-real", str(path), "--inputs", str(tmp_path / "a"), str(tmp_path / "b"),
+           "--heldout-from", "--sheet-only", "--sheet", str(tmp_path / "sheet.png")]
+    done = subprocess.run([*cmd, "--sheet-images", "b1.png", "a0.png"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "NIQE" not in done.stdout and Image.open(tmp_path / "sheet.png").size == (3 * 256, 2 * (256 + 18) + 18)
+    bad = subprocess.run([*cmd, "--sheet-images", "nope.png"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "nope.png" in bad.stderr

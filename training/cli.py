@@ -131,10 +131,19 @@ def cmd_evaluate_real(args: argparse.Namespace) -> None:
     from training.evaluate_real import comparison_sheet, evaluate_real, format_table, inputs
 
     sets = inputs(args.inputs, args.heldout_from, args.holdout, args.count)
-    print(format_table(evaluate_real(args.models, sets)))
+    if not args.sheet_only:
+        print(format_table(evaluate_real(args.models, sets)))
     if args.sheet:
-        first = next(iter(sets.values()))
-        print("comparison sheet:", comparison_sheet(args.models, first[: args.sheet_rows], args.sheet))
+        every = [p for paths in sets.values() for p in paths]
+        if args.sheet_images:  # by file name, from any set (held-out photos included), in the order given
+            by_name = {p.name: p for p in every}
+            missing = [n for n in args.sheet_images if n not in by_name]
+            if missing:
+                raise SystemExit(f"--sheet-images: not among the inputs: {', '.join(missing)}")
+            rows = [by_name[n] for n in args.sheet_images]
+        else:
+            rows = next(iter(sets.values()))[: args.sheet_rows]
+        print("comparison sheet:", comparison_sheet(args.models, rows, args.sheet))
 
 
 def cmd_evaluate_faces(args: argparse.Namespace) -> None:
@@ -344,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--count", type=int, default=30, help="how many of the held-out images to score")
     u.add_argument("--sheet", default="", help="write a comparison sheet PNG here")
     u.add_argument("--sheet-rows", type=int, default=6)
+    u.add_argument("--sheet-images", nargs="*", default=[], help="the sheet's rows by file name (any input set), instead of the first --sheet-rows")
+    u.add_argument("--sheet-only", action="store_true", help="only the sheet (no NIQE table)")
     u.set_defaults(func=cmd_evaluate_real)
 
     fc = sub.add_parser("evaluate-faces", help="face upscalers on held-out faces: bicubic and degraded 32 px LR -> 128 px, beside bicubic")

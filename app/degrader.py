@@ -17,7 +17,7 @@ from PIL import Image
 import degradations as degradation
 from app import budget, cpu, errors, imaging
 from app.config import Settings
-from app.registry import Model
+from app.model import Model
 from app.tiling import TilePlan
 from app.upscaler import Result, tiled
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from app import cpu
-from app.registry import Model
+from app.model import Model
 
 CROP_PER_BOX = 1.25  # square side / the Haar box side: the face with its margin, as in the training crops
 ALIGN = 8  # square sides are multiples of this, so faces of about the same size share a batch

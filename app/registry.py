@@ -7,48 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cards
-from app import errors, metrics
+from app import errors, kinds, metrics
 from app.batching import Batcher
 from app.config import Settings
+from app.model import Model
 from app.runtime import GPU_PROVIDERS, Session, choose_providers
 
 log = logging.getLogger("app.registry")
-
-
-@dataclass
-class Model:
-    name: str
-    card: dict
-    session: Session | None  # None for the degradation pipeline's worker, which runs no network
-    batcher: Batcher
-    tokenizer: Any = None  # text encoders: their tokenizers.Tokenizer (app/text_to_image.py)
-
-    @property
-    def scale(self) -> int:
-        return int(self.card.get("scale", 1))
-
-    @property
-    def task(self) -> str:
-        return self.card["task"]
-
-    @property
-    def net(self) -> Session:
-        """The ONNX Runtime session: every model has one but the degradation pipeline's worker."""
-        if self.session is None:
-            raise RuntimeError(f"{self.name} runs no network")
-        return self.session
-
-    @property
-    def provider(self) -> str:
-        return self.session.provider if self.session else "CPU (numpy/OpenCV)"
-
-    def describe(self) -> dict:
-        return {**self.card, "provider": self.provider}
 
 
 def _sha256(path: Path) -> str:
@@ -79,8 +47,6 @@ class Registry:
 
     def load(self, only: set[str] | None = None) -> None:
         """Every card in the models folder (``only``: just these names, as gan-upscale loads what it needs)."""
-        from app import text_to_image
-
         s = self.settings
         self._load_pipeline()
         card_paths = sorted(Path(s.models_dir).glob("*.json"))
@@ -109,9 +75,10 @@ class Registry:
                     raise ValueError(f"{card_path.name} has no onnx.sha256 to check {onnx_path.name} against (GAN_VERIFY_SHA256=false loads it anyway)")
                 if s.verify_sha256 and _sha256(onnx_path) != want:
                     raise ValueError(f"{onnx_path.name} does not match the sha256 in its card")
+                kind = kinds.of(card["task"])
                 session = Session(str(onnx_path), s.providers, s.intra_op_threads)
-                tokenizer = text_to_image.load_tokenizer(card_path, card, s.verify_sha256) if card.get("task") == text_to_image.ENCODER_TASK else None
-                batch = text_to_image.max_batch(card, onnx_path, s.batch_for(card.get("task") in text_to_image.TEXT_TASKS, session.device != "cpu"))
+                tokenizer = kind.tokenizer(card_path, card, s)
+                batch = kind.max_batch(card, onnx_path, s, session.device != "cpu")
                 batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue, s.model_workers)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
@@ -119,12 +86,11 @@ class Registry:
             except Exception as e:  # one broken model must not take the others down
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)
-        for task, check in ((text_to_image.GENERATOR_TASK, text_to_image.check_generator),
-                            (text_to_image.STYLE_TASK, text_to_image.check_style_encoder)):
-            for m in [m for m in self.models.values() if m.task == task]:
+        for kind in kinds.KINDS.values():  # in KINDS order: a generator is checked (and maybe dropped) before its style encoder
+            for m in [m for m in self.models.values() if m.task == kind.task]:
                 try:
-                    check(m, self.models, self.failed)
-                except ValueError as e:  # a generator is served only with its text encoder, a style encoder with its generator
+                    kind.check(m, self.models, self.failed)
+                except ValueError as e:  # e.g. a generator is served only with its text encoder
                     self.drop(m.name, str(e))
 
     def _load_pipeline(self) -> None:
@@ -140,25 +106,11 @@ class Registry:
         self.pipeline = Model("degrade-pipeline", card, None, batcher)
 
     def warmup(self) -> None:
-        from app import text_to_image
-        from app.degrader import output_tile
-
         if not self.settings.warmup:
             return
         for m in list(self.models.values()):
             try:
-                if m.task in text_to_image.TEXT_TASKS:  # token and embedding inputs, no image
-                    for batch in sorted({1, m.batcher.max_batch}):
-                        text_to_image.warmup(m, batch)
-                    continue
-                tile = self.settings.tile_size
-                if m.task == "degradation":  # tiles are planned on its output grid (app/degrader.py)
-                    tile = output_tile(tile, m.scale) * m.scale
-                if m.net.device == "cpu":  # shapes vary (whole images): one small run initialises the session
-                    m.net.warmup(1, min(tile, 64 if m.task != "degradation" else 64 * m.scale))
-                    continue
-                for batch in sorted({1, m.batcher.max_batch}):  # the tile shapes seen alone and under load
-                    m.net.warmup(batch, tile)
+                kinds.of(m.task).warmup(m, self.settings)
             except Exception as e:  # a model that cannot run is not served; the others are
                 self.drop(m.name, f"warm-up failed: {type(e).__name__}: {e}")
 

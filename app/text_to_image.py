@@ -40,7 +40,7 @@ from tokenizers import Tokenizer
 from app import cpu, errors, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
-from app.registry import Model
+from app.model import Model
 from app.tiling import TilePlan
 from app.upscaler import tiled
 

@@ -20,7 +20,7 @@ import numpy as np
 from app import budget, cpu, errors, faces, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
-from app.registry import Model
+from app.model import Model
 from app.tiling import Stitcher, TilePlan
 
 

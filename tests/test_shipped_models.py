@@ -102,7 +102,7 @@ def test_tiled_matches_untiled_without_seams(name):
     """The service's tiling against one whole-image session run of the same model (issue 3)."""
     from app import imaging, upscaler
     from app.batching import Batcher
-    from app.registry import Model
+    from app.model import Model
     from app.runtime import Session
     from app.tiling import TilePlan
     from training import metrics

@@ -8,7 +8,7 @@ import numpy as np
 
 from app import imaging, upscaler
 from app.batching import Batcher
-from app.registry import Model
+from app.model import Model
 from tests.helpers import photo
 
 

@@ -8,7 +8,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from app import degrader, errors
-from app.registry import Model, Registry
+from app.model import Model
+from app.registry import Registry
 from app.routes.image_request import ImageTask, handle
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, image_operation
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from app import errors, imaging, upload, upscaler
 from app.config import Settings
-from app.registry import Model, Registry
+from app.model import Model
+from app.registry import Registry
 from app.upscaler import Result
 
 log = logging.getLogger("app")

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from app import cpu, errors, imaging, upload
 from app import text_to_image as t2i
 from app.config import Settings
-from app.registry import Model
+from app.model import Model
 from app.routes.openapi import errors as errors_doc
 from app.upscaler import admitted
 

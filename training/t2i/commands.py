@@ -43,7 +43,13 @@ def cmd_style_train(args: argparse.Namespace) -> None:
     if args.resume:
         from pathlib import Path
 
-        cfg = StyleConfig(**{**json.loads((Path(args.run) / "config.json").read_text())["train"], "steps": args.steps, "threads": args.threads})
+        config = Path(args.run) / "config.json"
+        saved = json.loads(config.read_text())
+        cfg = StyleConfig(**{**saved["train"], "steps": args.steps, "threads": args.threads})
+        if cfg.steps != saved["train"]["steps"]:
+            saved["train"]["steps"] = cfg.steps
+            saved.setdefault("resumed_with", []).append("python -m training " + shlex.join(args.argv))
+            config.write_text(json.dumps(saved, indent=2))
     train(cfg, resume=args.resume)
 
 

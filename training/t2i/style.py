@@ -124,6 +124,7 @@ def train(cfg: StyleConfig, resume: bool = False) -> Path:
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         restore(ck, s=s, opt=opt, sched=sched)
+        sched.T_max = cfg.steps  # a resume may shorten or lengthen the run: the schedule ends with it
         rng.bit_generator.state = ck["rng"]
         step, elapsed, best = ck["step"], ck["elapsed"], ck["best"]
         log.info("resumed from %s at step %d", ckpt_path, step)

@@ -145,8 +145,10 @@ def _t2i_results(r: httpx.Response) -> list[ImageResult]:
     if not r.headers.get("content-type", "").startswith("application/json"):
         return [_result(r)]
     body = r.json()
-    return [ImageResult(base64.b64decode(b), body["media_type"], {**dict(r.headers), "x-seed": str(s)})
-            for b, s in zip(body["images"], body["seeds"])]
+    details = body.get("detail_seeds") or [None] * len(body["seeds"])
+    return [ImageResult(base64.b64decode(b), body["media_type"],
+                        {**dict(r.headers), "x-seed": str(s), **({"x-detail-seed": str(d)} if d is not None else {})})
+            for b, s, d in zip(body["images"], body["seeds"], details)]
 
 
 class _Base:
@@ -168,8 +170,12 @@ class _Base:
         return "/degrade", {"content": _image_bytes(image), "params": params}
 
     @staticmethod
-    def _t2i(prompt: str, n: int, seed: int | None, size: int | None, format: str | None, model: str | None) -> tuple[str, dict]:
-        body = {"prompt": prompt, "n": n, "seed": seed, "size": size, "format": format, "model": model}
+    def _t2i(prompt: str, n: int, seed: int | None, size: int | None, format: str | None, model: str | None,
+             generator: str | None = None, detail_seed: int | None = None, vary: str | None = None,
+             style_image: ImageInput | None = None) -> tuple[str, dict]:
+        body = {"prompt": prompt, "n": n, "seed": seed, "size": size, "format": format, "model": model, "generator": generator,
+                "detail_seed": detail_seed, "vary": vary,
+                "style_image": base64.b64encode(_image_bytes(style_image)).decode("ascii") if style_image is not None else None}
         return "/text-to-image", {"json": {k: v for k, v in body.items() if v is not None}}
 
     def _wait(self, r: httpx.Response, attempt: int, waited: float) -> float | None:
@@ -221,8 +227,11 @@ class Client(_Base):
         return _result(self._post(path, **req))
 
     def text_to_image(self, prompt: str, n: int = 1, seed: int | None = None, size: int | None = None,
-                      format: str | None = None, model: str | None = None) -> list[ImageResult]:
-        path, req = self._t2i(prompt, n, seed, size, format, model)
+                      format: str | None = None, model: str | None = None, generator: str | None = None,
+                      detail_seed: int | None = None, vary: str | None = None, style_image: ImageInput | None = None) -> list[ImageResult]:
+        """Images of ``prompt``; ``generator`` "lapgan" with ``detail_seed`` / ``vary="detail"`` redraws the detail of
+        one composition; ``style_image`` (a path, bytes or a PIL image) gives the pose and background."""
+        path, req = self._t2i(prompt, n, seed, size, format, model, generator, detail_seed, vary, style_image)
         return _t2i_results(self._post(path, **req))
 
     def models(self) -> list[dict]:
@@ -272,8 +281,10 @@ class AsyncClient(_Base):
         return _result(await self._post(path, **req))
 
     async def text_to_image(self, prompt: str, n: int = 1, seed: int | None = None, size: int | None = None,
-                            format: str | None = None, model: str | None = None) -> list[ImageResult]:
-        path, req = self._t2i(prompt, n, seed, size, format, model)
+                            format: str | None = None, model: str | None = None, generator: str | None = None,
+                            detail_seed: int | None = None, vary: str | None = None,
+                            style_image: ImageInput | None = None) -> list[ImageResult]:
+        path, req = self._t2i(prompt, n, seed, size, format, model, generator, detail_seed, vary, style_image)
         return _t2i_results(await self._post(path, **req))
 
     async def models(self) -> list[dict]:

@@ -227,3 +227,18 @@ def test_shipped_style_encoder_through_the_server(shipped_server):
     assert a.status_code == 200 and a.content == b.content and a.headers["x-style-encoder"] == "style-t2i-flowers64"
     bad = httpx.post(url, json={"prompt": "a red flower", "style_image": base64.b64encode(b"GIF89a broken").decode()}, timeout=60)
     assert 400 <= bad.status_code < 500
+
+
+def test_the_client_passes_generator_detail_seeds_and_a_style_image(server, tmp_path):
+    from app.client import Client
+
+    style = tmp_path / "style.png"
+    Image.new("RGB", (30, 30), (200, 40, 90)).save(style)
+    with Client(server.url) as c:
+        draws = c.text_to_image(PROMPT, n=2, seed=5, detail_seed=20, vary="detail", generator="lapgan")
+        assert [(r.headers["x-seed"], r.headers["x-detail-seed"]) for r in draws] == [("5", "20"), ("5", "21")]
+        assert close(np.asarray(draws[1].image()), standins.lap_image(PROMPT, 5, 21))
+        [styled] = c.text_to_image(PROMPT, style_image=style)
+        assert styled.headers["x-style-encoder"] == "style-t2i-test64"
+        z = standins.style_z(np.full((64, 64, 3), (200, 40, 90), np.uint8))
+        assert close(np.asarray(styled.image().convert("RGB")), standins.image(PROMPT, 0, z=z))

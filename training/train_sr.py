@@ -120,9 +120,12 @@ def start_run(run_dir: Path, threads: int, seed: int) -> torch.device:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
+    """Move the EMA's weights towards the net's; buffers (BatchNorm statistics) are copied."""
     decay = min(decay, (1 + step) / (10 + step))  # EMA warm-up: early weights are not averaged in for long
     for pe, p in zip(ema.parameters(), net.parameters()):
         pe.lerp_(p, 1 - decay)
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)
 
 
 class Meter:

@@ -35,6 +35,7 @@ from training.train_sr import (
     Meter,
     _truncate_stats,
     describe_device,
+    ema_update,
     load_onnx_weights,
     log,
     onnx_state,
@@ -103,15 +104,6 @@ class CaptionSampler:
 def train_pool(ds: t2i_data.Flowers, heldout: list[int]) -> np.ndarray:
     """Training images: the train split of the classes not held out."""
     return np.flatnonzero((ds.split == "train") & ~np.isin(ds.class_ids, heldout))
-
-
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
-    decay = min(decay, (1 + step) / (10 + step))
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p, 1 - decay)
-    for be, b in zip(ema.buffers(), net.buffers()):
-        be.copy_(b)
 
 
 @torch.no_grad()

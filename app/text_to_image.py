@@ -235,14 +235,7 @@ async def embed(encoder: Model, prompt: str, cache: PromptCache, settings: Setti
     if hit is not None:
         return hit, True
     ids, mask = tokenize(encoder.tokenizer, prompt, int(encoder.card["max_length"]), pad=encoder.batcher.max_batch > 1)
-    with contextlib.ExitStack() as slot:
-        try:
-            slot.enter_context(encoder.batcher.admit())
-        except QueueFull:
-            raise errors.overloaded(settings.retry_after_s) from None
-        encoder.batcher.observe_request(1)
-        [embedding] = await _all(encoder.batcher.submit([encoder_inputs(encoder, ids, mask)]))
-    embedding = np.asarray(embedding, np.float32)
+    embedding = await _one(encoder, encoder_inputs(encoder, ids, mask), settings)
     cache.put(key, embedding)
     return embedding, False
 
@@ -284,16 +277,21 @@ class Generated:
     cached: bool
 
 
-async def style_noise(style: Model, image: np.ndarray, settings: Settings) -> np.ndarray:
-    """S(x): the noise a style image stands for (one slot on the style encoder, 503 when it is full)."""
+async def _one(model: Model, item: tuple[np.ndarray, ...], settings: Settings) -> np.ndarray:
+    """One item through a model's batcher, holding one slot on it (503 when it is full)."""
     with contextlib.ExitStack() as slot:
         try:
-            slot.enter_context(style.batcher.admit())
+            slot.enter_context(model.batcher.admit())
         except QueueFull:
             raise errors.overloaded(settings.retry_after_s) from None
-        style.batcher.observe_request(1)
-        [z] = await _all(style.batcher.submit([(image,)]))
-    return np.asarray(z, np.float32)
+        model.batcher.observe_request(1)
+        [out] = await _all(model.batcher.submit([item]))
+    return np.asarray(out, np.float32)
+
+
+async def style_noise(style: Model, image: np.ndarray, settings: Settings) -> np.ndarray:
+    """S(x): the noise a style image stands for."""
+    return await _one(style, (image,), settings)
 
 
 async def generate(generator: Model, encoder: Model, upscaler: Model | None, style: Model | None, ask: Ask,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
 
 from app import errors
@@ -48,19 +48,24 @@ async def read_image(request: Request, max_bytes: int) -> tuple[bytes, dict[str,
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         return body, {}
-
-    async def replay() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=4, max_fields=32)
-    except Exception as e:  # python-multipart raises several types for malformed bodies
-        raise errors.bad_request(f"malformed multipart body: {e}") from None
+    form = await parse_form(request, body)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     upload = form.get("image")
     if not isinstance(upload, UploadFile):
         raise errors.bad_request("multipart body has no file field named 'image'")
     return await upload.read(), fields
+
+
+async def parse_form(request: Request, body: bytes, max_files: int = 4, max_fields: int = 32) -> FormData:
+    """A multipart body already read (under its limit) as a form; 400 when it is malformed."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(max_files=max_files, max_fields=max_fields)
+    except Exception as e:  # python-multipart raises several types for malformed bodies
+        raise errors.bad_request(f"malformed multipart body: {e}") from None
 
 
 def expected_size(request: Request, max_bytes: int) -> int:

@@ -82,25 +82,29 @@ def write_encoder(models_dir: Path, name: str = "text-encoder", dynamic: bool = 
                                             "max_length": MAX_LENGTH, "dim": DIM, "description": "test stand-in"})
 
 
-def write_generator(models_dir: Path, name: str = "t2i-test64", encoder: str = "text-encoder") -> Path:
-    models_dir.mkdir(parents=True, exist_ok=True)
+def _coarse_graph(output: str) -> tuple[list, list, list]:
+    """(nodes, inputs, initializers) of sigmoid([text_embedding, noise] @ W) as 3x8x8, enlarged x8 into ``output``."""
     w = weights()
     nodes = [
         helper.make_node("Concat", ["text_embedding", "noise"], ["x"], axis=1),
         helper.make_node("MatMul", ["x", "w"], ["h"]),
         helper.make_node("Sigmoid", ["h"], ["s"]),
         helper.make_node("Reshape", ["s", "shape"], ["small"]),
-        helper.make_node("Resize", ["small", "", "scales"], ["image"], mode="nearest"),
+        helper.make_node("Resize", ["small", "", "scales"], [output], mode="nearest"),
     ]
-    graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["N", DIM]),
-         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["N", Z_DIM])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()),
-                     helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 3, 8, 8]),
-                     helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 8.0, 8.0])],
-    )
+    inputs = [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["N", DIM]),
+              helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["N", Z_DIM])]
+    init = [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()),
+            helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 3, 8, 8]),
+            helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 8.0, 8.0])]
+    return nodes, inputs, init
+
+
+def write_generator(models_dir: Path, name: str = "t2i-test64", encoder: str = "text-encoder") -> Path:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    nodes, inputs, init = _coarse_graph("image")
+    graph = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+                              initializer=init)
     return _save(graph, models_dir, name, {"task": "text-to-image", "size": 64, "z_dim": Z_DIM, "text_encoder": encoder,
                                             "description": "test stand-in"})
 
@@ -116,13 +120,9 @@ def style_weights() -> np.ndarray:
 def write_lapgan(models_dir: Path, name: str = "t2i-lap-test64", encoder: str = "text-encoder") -> Path:
     """Inputs as the exported LAPGAN: text_embedding, noise, noise_16, noise_32, noise_64."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    w = weights()
+    coarse, inputs, init = _coarse_graph("coarse")
     nodes = [
-        helper.make_node("Concat", ["text_embedding", "noise"], ["x"], axis=1),
-        helper.make_node("MatMul", ["x", "w"], ["h"]),
-        helper.make_node("Sigmoid", ["h"], ["s"]),
-        helper.make_node("Reshape", ["s", "shape"], ["small"]),
-        helper.make_node("Resize", ["small", "", "scales"], ["coarse"], mode="nearest"),
+        *coarse,
         *(helper.make_node("Resize", [f"noise_{s}", "", f"up_{s}"], [f"big_{s}"], mode="nearest") for s in LEVELS),
         helper.make_node("Sum", [f"big_{s}" for s in LEVELS], ["maps"]),
         helper.make_node("Mul", ["maps", "detail"], ["band"]),
@@ -131,13 +131,9 @@ def write_lapgan(models_dir: Path, name: str = "t2i-lap-test64", encoder: str = 
     ]
     graph = helper.make_graph(
         nodes, name,
-        [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["N", DIM]),
-         helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["N", Z_DIM]),
-         *(helper.make_tensor_value_info(f"noise_{s}", TensorProto.FLOAT, ["N", 1, s, s]) for s in LEVELS)],
+        [*inputs, *(helper.make_tensor_value_info(f"noise_{s}", TensorProto.FLOAT, ["N", 1, s, s]) for s in LEVELS)],
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()),
-                     helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 3, 8, 8]),
-                     helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 8.0, 8.0]),
+        initializer=[*init,
                      *(helper.make_tensor(f"up_{s}", TensorProto.FLOAT, [4], [1.0, 1.0, 64 / s, 64 / s]) for s in LEVELS),
                      helper.make_tensor("detail", TensorProto.FLOAT, [], [DETAIL]),
                      helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),

@@ -101,15 +101,7 @@ async def parse(request: Request) -> tuple[TextToImageRequest, bytes | None]:
 
 
 async def _parse_form(request: Request, limit: int) -> tuple[TextToImageRequest, bytes | None]:
-    body = await upload.read_body(request, limit)
-
-    async def replay() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
-    except Exception as e:  # python-multipart raises several types for malformed bodies
-        raise errors.bad_request(f"malformed multipart body: {e}") from None
+    form = await upload.parse_form(request, await upload.read_body(request, limit), max_files=1, max_fields=16)
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     for k in INT_FIELDS:  # numbers arrive as text; anything else stays text and fails validation, naming the field
         if isinstance(fields.get(k), str) and fields[k].strip().isdigit():

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t = sub.add_parser("train-sr", help="train a PSNR-oriented upscaler (L1 on bicubic or degraded LR)")
     t.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
-    t.add_argument("--run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log)")
+    t.add_argument("--run", "--run-dir", dest="run", required=True, help="run directory (config, checkpoints, stats.jsonl, train.log); --run-dir under torchrun, whose own --run-path takes --run")
     t.add_argument("--scale", type=int, choices=(2, 4), default=d["scale"])
     t.add_argument("--arch", choices=("span", "srresnet"),
                    help="span (default): the efficient family, all convs at LR resolution; srresnet: the 2016 net. "

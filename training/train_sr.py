@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -31,7 +32,34 @@ log = logging.getLogger("training")
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # torchrun: one GPU per process
+    return torch.device("cpu")
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size). Under ``torchrun`` (WORLD_SIZE > 1) this starts the process group: NCCL on GPUs, gloo
+    on CPUs. Alone: (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def mean_over_ranks(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / world
 
 
 def describe_device(device: torch.device) -> str:
@@ -108,10 +136,12 @@ def setup_logging(run_dir: Path) -> None:
     log.addHandler(sh)
 
 
-def start_run(run_dir: Path, threads: int, seed: int) -> torch.device:
-    """Create the run directory and its log, set torch's threads and seed; the device to train on."""
+def start_run(run_dir: Path, threads: int, seed: int, log_here: bool = True) -> torch.device:
+    """Create the run directory and its log (``log_here``: only the first of several processes writes it), set
+    torch's threads and seed; the device to train on."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir)
+    if log_here:
+        setup_logging(run_dir)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -160,9 +190,17 @@ def restore(ck: dict, **modules) -> None:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
-    """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would."""
+    """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would.
+
+    Under ``torchrun --nproc_per_node N`` (DistributedDataParallel): every process draws the same batch of
+    ``cfg.batch`` patches and trains on its 1/N slice; the averaged gradients are the whole batch's, so N
+    processes train the same weights as one. The first process validates, logs and writes checkpoints."""
+    rank, world = distributed()
+    if cfg.batch % world:
+        raise ValueError(f"batch {cfg.batch} does not split over {world} processes")
+    lead = rank == 0
     run_dir = Path(cfg.run_dir)
-    device = start_run(run_dir, cfg.threads, cfg.seed)
+    device = start_run(run_dir, cfg.threads, cfg.seed, log_here=lead)
 
     paths = data.list_images(cfg.data)
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
@@ -196,15 +234,23 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         sampler.rng.bit_generator.state = ck["sampler_rng"]
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log.info("resumed from %s at step %d", ckpt_path, step)
-        _truncate_stats(run_dir / "stats.jsonl", step)
-    else:
+        if lead:
+            _truncate_stats(run_dir / "stats.jsonl", step)
+    elif lead:
         (run_dir / "config.json").write_text(
             json.dumps({"trainer": "sr", "train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
         )
     log.info(
-        "net %s %s: %d params, %d FLOPs/input px, device %s, %d threads",
+        "net %s %s: %d params, %d FLOPs/input px, device %s, %d threads%s",
         cfg.arch, nets.config_dict(net), nets.count_params(net), nets.flops_per_input_pixel(net), device, torch.get_num_threads(),
+        f", {world} processes (DDP)" if world > 1 else "",
     )
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    part = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
 
     def checkpoint() -> None:
         save_checkpoint(
@@ -214,16 +260,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         )
 
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
-    stats = open(run_dir / "stats.jsonl", "a" if step else "w")  # a fresh run starts a fresh log
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+    stats = open(run_dir / "stats.jsonl", "a" if step else "w") if lead else None  # a fresh run starts a fresh log
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or not lead, dynamic_ncols=True, desc=run_dir.name)
     run_loss, run_n, t0 = 0.0, 0, time.time()
     net.train()
     while step < min(cfg.steps, stop_at or cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        lr_np, hr_np = sampler.sample(cfg.batch)
-        lr_t, hr_t = torch.from_numpy(lr_np).to(device), torch.from_numpy(hr_np).to(device)
-        loss = loss_fn(net(lr_t), hr_t)
+        lr_np, hr_np = sampler.sample(cfg.batch)  # the same batch in every process; each trains on its slice
+        lr_t, hr_t = torch.from_numpy(lr_np[part]).to(device), torch.from_numpy(hr_np[part]).to(device)
+        loss = loss_fn(model(lr_t), hr_t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -236,8 +282,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
             elapsed += now - t0
             rate = run_n / (now - t0)
             t0 = now
-            rec = {"step": step, "loss": run_loss / run_n, "lr": lr_at(step - 1, cfg), "steps_per_s": rate, "elapsed_s": elapsed}
+            rec = {"step": step, "loss": mean_over_ranks(run_loss / run_n, world), "lr": lr_at(step - 1, cfg), "steps_per_s": rate,
+                   "elapsed_s": elapsed}
             bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}")
+            run_loss, run_n = 0.0, 0
+            if stats is None:  # not the first process: it only trains
+                continue
             if step % cfg.val_every == 0 or step == cfg.steps:
                 rec["val_psnr_ema"] = validate(ema, val_hr, cfg.scale, device)
                 net.train()
@@ -245,11 +295,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
                 t0 = time.time()  # validation time is not training time
             stats.write(json.dumps(rec) + "\n")
             stats.flush()
-            run_loss, run_n = 0.0, 0
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if lead and (step % cfg.ckpt_every == 0 or step == cfg.steps):
             checkpoint()
     bar.close()
-    stats.close()
+    if stats is not None:
+        stats.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the last checkpoint is on disk before any process returns
+        dist.destroy_process_group()
     log.info("done: %d steps in %.0f s", step, elapsed)
     return ckpt_path
 

@@ -424,8 +424,9 @@ def test_lapgan_trains_resumes_exports_and_evaluates_its_levels(tiny_data, tmp_p
 def test_style_encoder_trains_on_the_generators_images_and_exports(tiny_data, tmp_path):
     import onnxruntime as ort
 
+    from training.t2i.config import StyleConfig
     from training.t2i.export import export_run
-    from training.t2i.style import StyleConfig, export, train
+    from training.t2i.style import export, train
     from training.t2i.train import train as train_gan
 
     gan = train_gan(_cfg(tiny_data, tmp_path / "gan", steps=2), progress=False)

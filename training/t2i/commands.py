@@ -36,7 +36,8 @@ def add_commands(sub) -> None:
 def cmd_style_train(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from training.t2i.style import StyleConfig, train
+    from training.t2i.config import StyleConfig
+    from training.t2i.style import train
 
     names = {f.name for f in dataclasses.fields(StyleConfig)} - {"command", "run_dir"}
     cfg = StyleConfig(run_dir=args.run, command="python -m training " + shlex.join(args.argv), **{k: getattr(args, k) for k in names})
@@ -64,7 +65,7 @@ def cmd_style_export(args: argparse.Namespace) -> None:
 def add_style_commands(sub) -> None:
     import dataclasses
 
-    from training.t2i.style import StyleConfig
+    from training.t2i.config import StyleConfig
 
     d = {f.name: f.default for f in dataclasses.fields(StyleConfig)}
     t = sub.add_parser("t2i-style-train", help="text-to-image: train the style encoder S(x) (image -> noise) on a generator's own images")

@@ -38,3 +38,25 @@ class T2ITrainConfig:
     log_every: int = 25
     threads: int = 1
     command: str = ""
+
+
+@dataclass
+class StyleConfig:
+    """The style encoder S(x) run (training/t2i/style.py)."""
+
+    generator: str = "models/t2i-flowers64.onnx"
+    data: str = t2i_data.DEFAULT_DATA
+    encoder: str = t2i_data.DEFAULT_ENCODER
+    cache: str = "runs/t2i/cache"
+    run_dir: str = "runs/style-t2i-flowers64"
+    width: int = 32
+    batch: int = 64
+    steps: int = 4000
+    lr: float = 1e-3
+    seed: int = 0
+    eval_items: int = 1000
+    ckpt_every: int = 250
+    log_every: int = 50
+    threads: int = 1
+    limit: int = 0
+    command: str = ""

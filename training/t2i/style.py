@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,29 +23,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from training.t2i import data as t2i_data
+from training.t2i.config import StyleConfig
 from training.t2i.evaluate import OnnxGenerator
 
 OPSET = 17
-
-
-@dataclass
-class StyleConfig:
-    generator: str = "models/t2i-flowers64.onnx"
-    data: str = t2i_data.DEFAULT_DATA
-    encoder: str = t2i_data.DEFAULT_ENCODER
-    cache: str = "runs/t2i/cache"
-    run_dir: str = "runs/style-t2i-flowers64"
-    width: int = 32
-    batch: int = 64
-    steps: int = 4000
-    lr: float = 1e-3
-    seed: int = 0
-    eval_items: int = 1000
-    ckpt_every: int = 250
-    log_every: int = 50
-    threads: int = 1
-    limit: int = 0
-    command: str = ""
 
 
 class StyleEncoder(nn.Module):

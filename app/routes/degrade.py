@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from app import degrader, errors
 from app.model import Model
 from app.registry import Registry
+from app.routes.deps import BudgetDep, RegistryDep, SettingsDep
 from app.routes.image_request import ImageTask, handle
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, image_operation
 
@@ -59,5 +60,5 @@ DEGRADE = ImageTask(
         **COMMON_HEADERS, "X-Method": "pipeline or learned", "X-Scale": "the reduction", "X-Seed": "the seed used (give it back for the same bytes)",
     }, {"scale": 4, "method": "pipeline", "seed": 42, "strength": "medium"}),
 )
-async def degrade(request: Request) -> Response:
-    return await handle(request, DEGRADE)
+async def degrade(request: Request, settings: SettingsDep, registry: RegistryDep, budget: BudgetDep) -> Response:
+    return await handle(request, DEGRADE, settings, registry, budget)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app.routes.deps import RegistryDep
+
 router = APIRouter(tags=["health"])
 
 
@@ -11,9 +13,8 @@ NOT_OK = {"description": "not live / not ready: {\"status\": why, ...} (Retry-Af
 
 
 @router.get("/healthz", summary="Liveness: the process is up and every model's batch worker runs", responses={503: NOT_OK})
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(registry: RegistryDep) -> JSONResponse:
     """503 when a batch worker has died (the process cannot serve that model again: a restart is the cure)."""
-    registry = request.app.state.registry
     dead = [m.name for m in registry.workers if registry.ready and not m.batcher.alive]
     if dead:
         return JSONResponse({"status": "batch worker stopped", "models": dead}, 503)
@@ -21,10 +22,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/readyz", summary="Readiness: models loaded and warmed, not draining", responses={503: NOT_OK})
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, registry: RegistryDep) -> JSONResponse:
     """Model names and their states only: why a model failed is in the server's log, not here."""
-    registry, state = request.app.state.registry, request.app.state
-    models = {name: m.session.provider for name, m in registry.models.items()}
+    state = request.app.state
+    models = {name: m.provider for name, m in registry.models.items()}
     dead = [m.name for m in registry.workers if registry.ready and not m.batcher.alive]
     failed = {**{n: "failed to load" for n in registry.failed}, **{n: "batch worker stopped" for n in dead}}
     missing = registry.missing_required()

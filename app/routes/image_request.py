@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app import errors, imaging, upload, upscaler
+from app.budget import Budget
 from app.config import Settings
 from app.model import Model
 from app.registry import Registry
@@ -68,14 +69,13 @@ def answer_headers(task: ImageTask, opts: Any, model: Model, result: Result) -> 
     return out
 
 
-async def handle(request: Request, task: ImageTask) -> Response:
+async def handle(request: Request, task: ImageTask, settings: Settings, registry: Registry, budget: Budget) -> Response:
     t0 = time.perf_counter()
     query = query_options(request, task)
-    settings, registry = request.app.state.settings, request.app.state.registry
     try:
         # The memory budget is taken before a byte of the body is read; the body is read under its own deadline,
         # before the request takes a model's slot, so a slow upload holds no slot.
-        with request.app.state.budget.hold(upload.expected_size(request, settings.max_body_bytes)):
+        with budget.hold(upload.expected_size(request, settings.max_body_bytes)):
             data, form = await upload.read_with_deadline(request, settings.max_body_bytes, settings.body_timeout_s)
             opts = parse_options(task.options, query, form)
             model, *others = task.models(registry, opts)

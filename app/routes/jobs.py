@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from app import errors, upload
 from app.jobs import Job
 from app.routes.degrade import DEGRADE
+from app.routes.deps import BudgetDep, JobsDep, RegistryDep, SettingsDep
 from app.routes.image_request import ImageTask, answer_headers, parse_options, query_options
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, IMAGE_TYPES, ErrorDetail, image_operation
 from app.routes.openapi import errors as errors_doc
@@ -56,15 +57,13 @@ def _submit_docs() -> dict:
     "", status_code=202, summary="Submit an /upscale or /degrade request as a job (for images too large to wait for)",
     response_model=JobView, responses=IMAGE_ERRORS, openapi_extra=_submit_docs(),
 )
-async def submit(request: Request) -> JSONResponse:
+async def submit(request: Request, settings: SettingsDep, registry: RegistryDep, store: JobsDep, budget: BudgetDep) -> JSONResponse:
     task = request.query_params.get("task", "upscale")
     if task not in TASKS:
         raise errors.unprocessable(f"task: use one of {', '.join(TASKS)}")
-    app = request.app
-    settings, registry, store = app.state.settings, app.state.registry, app.state.jobs
     spec = TASKS[task]
     try:
-        with app.state.budget.hold(upload.expected_size(request, settings.max_body_bytes)):
+        with budget.hold(upload.expected_size(request, settings.max_body_bytes)):
             data, form = await upload.read_with_deadline(request, settings.max_body_bytes, settings.body_timeout_s)
     except errors.ApiError as e:
         if e.status != 408:
@@ -77,7 +76,7 @@ async def submit(request: Request) -> JSONResponse:
         PROGRESS.set(job.progress)
         while True:  # a full model or memory budget: wait for room (the job stays queued meanwhile)
             try:
-                with app.state.budget.hold(2 * len(data)):
+                with budget.hold(2 * len(data)):
                     async with admitted(models, settings, deadline=False):
                         result = await spec.work(settings, registry, opts, models[0], data, None)
                 break
@@ -93,16 +92,15 @@ async def submit(request: Request) -> JSONResponse:
 
 @router.get("/{job_id}", summary="A job's status, progress (tiles done / total) and ETA", response_model=JobView,
             responses=errors_doc(401, 404, 422))
-async def status(request: Request, job_id: str = JOB_ID) -> dict:
-    return request.app.state.jobs.get(job_id).describe()
+async def status(store: JobsDep, job_id: str = JOB_ID) -> dict:
+    return store.get(job_id).describe()
 
 
 @router.get("/{job_id}/result", summary="The finished job's image (409 until it is done)",
             responses={200: {"description": "the image, with the headers of the route's answer",
                              "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}},
                        **errors_doc(401, 404, 409, 422)})
-async def result(request: Request, job_id: str = JOB_ID) -> Response:
-    store = request.app.state.jobs
+async def result(store: JobsDep, job_id: str = JOB_ID) -> Response:
     job = store.get(job_id)
     body = await asyncio.to_thread(store.result, job)
     return Response(body, media_type=job.media_type, headers=job.headers)
@@ -110,8 +108,7 @@ async def result(request: Request, job_id: str = JOB_ID) -> Response:
 
 @router.delete("/{job_id}", summary="Cancel a job (its queued tiles are dropped) and delete it with its result",
                responses=errors_doc(401, 404, 422))
-async def cancel(request: Request, job_id: str = JOB_ID) -> dict:
-    store = request.app.state.jobs
+async def cancel(store: JobsDep, job_id: str = JOB_ID) -> dict:
     job = store.get(job_id)
     await store.cancel(job)
     return {**job.describe(), "deleted": True}

@@ -18,6 +18,7 @@ from app import cpu, errors, imaging, upload
 from app import text_to_image as t2i
 from app.config import Settings
 from app.model import Model
+from app.routes.deps import PromptCacheDep, RegistryDep, SettingsDep
 from app.routes.openapi import errors as errors_doc
 from app.upscaler import admitted
 
@@ -70,12 +71,12 @@ def _request_body() -> dict:
     }
 
 
-async def parse(request: Request) -> tuple[TextToImageRequest, bytes | None]:
+async def parse(request: Request, settings: Settings) -> tuple[TextToImageRequest, bytes | None]:
     """The request, validated, and the style image's bytes if any: a JSON body (415 for another content type than
     JSON or multipart, 400 for a body that is not JSON), or a multipart form whose fields are the JSON's and whose
     file field ``style_image`` is the style image; 422 for bad fields."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limit = min(MAX_BODY, request.app.state.settings.max_body_bytes)
+    limit = min(MAX_BODY, settings.max_body_bytes)
     if ctype == "multipart/form-data":
         return await _parse_form(request, limit)
     if ctype != "application/json" and not ctype.endswith("+json"):
@@ -147,10 +148,9 @@ async def _style_pixels(data: bytes, settings: Settings) -> np.ndarray:
 
 @router.post("/text-to-image", summary="Generate images from a text prompt", openapi_extra=_request_body(),
              responses=errors_doc(400, 401, 404, 413, 415, 422, 429, 503, 504))
-async def text_to_image(request: Request) -> Response:
+async def text_to_image(request: Request, settings: SettingsDep, registry: RegistryDep, cache: PromptCacheDep) -> Response:
     t0 = time.perf_counter()
-    settings, registry = request.app.state.settings, request.app.state.registry
-    req, style_bytes = await parse(request)
+    req, style_bytes = await parse(request, settings)
     generator = registry.generator(req.model, req.generator)
     _check(req, generator, style_bytes)
     encoder = registry.get(generator.card["text_encoder"])
@@ -168,7 +168,7 @@ async def text_to_image(request: Request) -> Response:
     ask = t2i.Ask(req.prompt, req.n, seed, seed if req.detail_seed is None else req.detail_seed, req.vary, req.size, req.format,
                   req.quality, await _style_pixels(style_bytes, settings) if style_bytes is not None else None)
     async with admitted([generator, *([upscaler] if upscaler else []), *([style] if style else [])], settings):
-        out = await t2i.generate(generator, encoder, upscaler, style, ask, request.app.state.prompt_cache, settings)
+        out = await t2i.generate(generator, encoder, upscaler, style, ask, cache, settings)
     headers = {"X-Model": generator.name, "X-Text-Encoder": encoder.name, "X-Seed": str(seed), "X-Size": str(out.size),
                "X-Prompt-Cache": "hit" if out.cached else "miss",
                "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}"}

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app import upscaler
+from app.routes.deps import BudgetDep, RegistryDep, SettingsDep
 from app.routes.image_request import ImageTask, handle
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, image_operation
 
@@ -73,5 +74,5 @@ UPSCALE_HEADERS = {
     "/upscale", summary="Upscale an image by any factor from 1 to 8", responses=IMAGE_ERRORS,
     openapi_extra=image_operation(UpscaleOptions, "the upscaled image", UPSCALE_HEADERS, {"scale": 4, "format": "png"}),
 )
-async def upscale(request: Request) -> Response:
-    return await handle(request, UPSCALE)
+async def upscale(request: Request, settings: SettingsDep, registry: RegistryDep, budget: BudgetDep) -> Response:
+    return await handle(request, UPSCALE, settings, registry, budget)

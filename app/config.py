@@ -83,6 +83,8 @@ class Settings(BaseSettings):
 
     # POST /text-to-image: prompt embeddings kept (LRU), so a repeated prompt skips the text encoder; 0 = none.
     t2i_cache_size: int = Field(1024, ge=0)
+    # the generator architecture a request gets when it names neither model nor generator
+    t2i_generator: Literal["gan-int-cls", "lapgan"] = "gan-int-cls"
 
     # POST /degrade, method=pipeline: a JSON file {"light"|"medium"|"heavy": {parameter ranges}} replacing
     # those presets of degradations/pipeline.py (keys as its Pipeline model; unknown keys are an error at startup).

@@ -184,7 +184,7 @@ class Registry:
 
     def generator(self, name: str | None, arch: str | None = None) -> Model:
         """A text-to-image model: by name; else the first loaded one (by name) of ``arch``, or of the default
-        architecture (GAN-INT-CLS, also what a card without ``arch`` is) when none is asked, then any."""
+        architecture (GAN_T2I_GENERATOR) when none is asked, then any. A card without ``arch`` is GAN-INT-CLS."""
         from app.text_to_image import DEFAULT_ARCH
 
         if name:
@@ -201,7 +201,7 @@ class Registry:
             found = [m for m in found if m.card.get("arch", DEFAULT_ARCH) == arch]
             if not found:
                 raise errors.unprocessable(f"no {arch} generator is loaded on this server")
-        return sorted(found, key=lambda m: m.card.get("arch", DEFAULT_ARCH) != DEFAULT_ARCH)[0]
+        return sorted(found, key=lambda m: m.card.get("arch", DEFAULT_ARCH) != self.settings.t2i_generator)[0]
 
     def style_encoder(self, generator: Model) -> Model:
         """The style encoder made for ``generator`` (its card's ``generator``)."""

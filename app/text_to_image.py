@@ -46,7 +46,7 @@ from app.upscaler import tiled
 
 ENCODER_TASK, GENERATOR_TASK, STYLE_TASK = "text-encoder", "text-to-image", "style-encoder"
 TEXT_TASKS = (ENCODER_TASK, GENERATOR_TASK, STYLE_TASK)  # models with no image tiles
-DEFAULT_ARCH = "gan-int-cls"  # the generator a request gets when it names none
+DEFAULT_ARCH = "gan-int-cls"  # what a generator card without "arch" is
 STYLE_SIZE = 64
 MIN_BUCKET = 16
 

@@ -242,3 +242,16 @@ def test_the_client_passes_generator_detail_seeds_and_a_style_image(server, tmp_
         assert styled.headers["x-style-encoder"] == "style-t2i-test64"
         z = standins.style_z(np.full((64, 64, 3), (200, 40, 90), np.uint8))
         assert close(np.asarray(styled.image().convert("RGB")), standins.image(PROMPT, 0, z=z))
+
+
+def test_the_default_generator_is_a_setting(tmp_path):
+    from app.config import Settings
+    from app.registry import Registry
+
+    standins.write_t2i_models(tmp_path)
+    standins.write_lapgan(tmp_path)
+    for default, name in (("gan-int-cls", "t2i-test64"), ("lapgan", "t2i-lap-test64")):
+        reg = Registry(Settings(models_dir=tmp_path, warmup=False, t2i_generator=default))
+        reg.load()
+        assert reg.generator(None).name == name
+        assert reg.generator(None, "gan-int-cls").name == "t2i-test64"  # an explicit generator wins

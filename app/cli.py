@@ -149,7 +149,7 @@ class LocalEngine:
         self.args = args
 
     def needed(self) -> set[str]:
-        from app.registry import default_upscalers, scales_for
+        from app.kinds import default_upscalers, scales_for
 
         if self.args.model:
             names = {self.args.model, *(f"{self.args.model}-{v}" for v in ("fp16", "int8"))}

@@ -27,16 +27,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def scales_for(scale: float | None) -> tuple[int, int]:
-    """The model scale that serves an asked scale (x2 up to 2, else x4), then the other one."""
-    return (2, 4) if scale is not None and scale <= 2 else (4, 2)
-
-
-def default_upscalers(model_scale: int) -> tuple[str, ...]:
-    """The default upscaler's names for a model scale, in order of preference."""
-    return f"sr-x{model_scale}-fp16", f"sr-x{model_scale}-int8", f"sr-x{model_scale}"
-
-
 class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -144,82 +134,22 @@ class Registry:
             known = ", ".join(sorted(self.models)) or "none"
             raise errors.not_found(f"unknown model '{name}'; loaded models: {known}") from None
 
+    # -- what a request asks for: each kind picks among its own models (app/kinds.py) --------------------------
     def face_model(self) -> Model:
         """The model that upscales faces for /upscale?faces=true (GAN_FACE_MODEL)."""
-        name = self.settings.face_model
-        if name not in self.models:
-            why = f": {self.failed[name]}" if name in self.failed else ""
-            raise errors.unprocessable(f"faces=true needs the face model '{name}' (GAN_FACE_MODEL), which is not loaded{why}")
-        return self.models[name]
+        return kinds.UPSCALER.face_model(self)
 
     def upscaler(self, name: str | None, scale: float | None, mode: str | None = None) -> Model:
-        """The model a request asks for: by name (any scale: its output is resized); by ``mode`` for real photos
-        (faithful: real-xN-l1, crisp: real-xN); else the default upscaler for the scale: sr-x2 up to x2, sr-x4
-        above (the other when only one is loaded)."""
-        if name:
-            if mode:
-                raise errors.unprocessable("give either model or mode, not both")
-            model = self.get(name)
-            if model.task != "super-resolution":
-                raise errors.unprocessable(f"model '{name}' is a {model.task} model, not an upscaler")
-            return model
-        native, other = scales_for(scale)
-        if mode:
-            suffix = {"faithful": "-l1", "crisp": ""}[mode]
-            for s in (native, other):
-                if f"real-x{s}{suffix}" in self.models:
-                    return self.models[f"real-x{s}{suffix}"]
-            raise errors.unprocessable(f"mode={mode} needs a real-photo model (real-x{native}{suffix}), which is not loaded")
-        for s in (native, other):
-            # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
-            for preferred in default_upscalers(s):
-                if preferred in self.models:
-                    return self.models[preferred]
-            for m in self.models.values():
-                if m.task == "super-resolution" and m.scale == s and "domain" not in m.card:  # not e.g. the face model
-                    return m
-        if not self.models:
-            raise errors.unavailable(self.settings.retry_after_s, "no model is loaded; see /readyz")
-        raise errors.unprocessable("no general upscaler (x2 or x4) is loaded")
+        return kinds.UPSCALER.pick(self, name, scale, mode)
 
     def generator(self, name: str | None, arch: str | None = None) -> Model:
-        """A text-to-image model: by name; else the first loaded one (by name) of ``arch``, or of the default
-        architecture (GAN_T2I_GENERATOR) when none is asked, then any. A card without ``arch`` is GAN-INT-CLS."""
-        from app.text_to_image import DEFAULT_ARCH
-
-        if name:
-            model = self.get(name)
-            if model.task != "text-to-image":
-                raise errors.unprocessable(f"model '{name}' is a {model.task} model, not a text-to-image model")
-            if arch and model.card.get("arch", DEFAULT_ARCH) != arch:
-                raise errors.unprocessable(f"model '{name}' is a {model.card.get('arch', DEFAULT_ARCH)} generator, not {arch}")
-            return model
-        found = [m for m in self.models.values() if m.task == "text-to-image"]
-        if not found:
-            raise errors.unprocessable("no text-to-image model is loaded on this server (/readyz lists models that failed to load)")
-        if arch:
-            found = [m for m in found if m.card.get("arch", DEFAULT_ARCH) == arch]
-            if not found:
-                raise errors.unprocessable(f"no {arch} generator is loaded on this server")
-        return sorted(found, key=lambda m: m.card.get("arch", DEFAULT_ARCH) != self.settings.t2i_generator)[0]
+        return kinds.TEXT_TO_IMAGE.pick(self, name, arch)
 
     def style_encoder(self, generator: Model) -> Model:
-        """The style encoder made for ``generator`` (its card's ``generator``)."""
-        for m in self.models.values():
-            if m.task == "style-encoder" and m.card.get("generator") == generator.name:
-                return m
-        raise errors.unprocessable(f"style_image needs a style encoder for '{generator.name}', and none is loaded")
+        return kinds.STYLE_ENCODER.pick(self, generator)
 
     def degrader(self, scale: int) -> Model:
-        """The learned degradation model for a reduction by ``scale``: the one of that scale, else the
-        smallest one above it (the input is enlarged first, see app/degrader.py)."""
-        found = sorted((m for m in self.models.values() if m.task == "degradation"), key=lambda m: m.scale)
-        if not found:
-            raise errors.unprocessable("no learned degradation model is loaded; use method=pipeline")
-        for m in found:
-            if m.scale == scale:
-                return m
-        return next((m for m in found if m.scale > scale), found[-1])
+        return kinds.DEGRADER.pick(self, scale)
 
     def cards(self) -> list[dict]:
         return [m.describe() for m in self.workers]

@@ -11,6 +11,7 @@ its kind; it matches no task names itself. A new kind of model is one class here
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -144,17 +145,19 @@ class Degrader(ImageKind):
 
 class TextKind(Kind):
     text = True
+    warm: ClassVar[Callable[[Model, int], None]]  # one run of zeros at a batch size (app/text_to_image.py)
 
     def max_batch(self, card: dict, onnx_path: Path, settings: Settings, gpu: bool) -> int:
         return t2i.max_batch(card, onnx_path, settings.batch_for(True, gpu))
 
     def warmup(self, model: Model, settings: Settings) -> None:
         for batch in sorted({1, model.batcher.max_batch}):
-            t2i.warmup(model, batch)
+            type(self).warm(model, batch)
 
 
 class TextEncoder(TextKind):
     task = t2i.ENCODER_TASK
+    warm = t2i.warmup_encoder
 
     def tokenizer(self, card_path: Path, card: dict, settings: Settings) -> Any:
         return t2i.load_tokenizer(card_path, card, settings.verify_sha256)
@@ -162,6 +165,7 @@ class TextEncoder(TextKind):
 
 class TextToImage(TextKind):
     task = t2i.GENERATOR_TASK
+    warm = t2i.warmup_generator
 
     def check(self, model: Model, models: dict[str, Model], failed: dict[str, str]) -> None:
         t2i.check_generator(model, models, failed)
@@ -189,6 +193,7 @@ class TextToImage(TextKind):
 
 class StyleEncoder(TextKind):
     task = t2i.STYLE_TASK
+    warm = t2i.warmup_style_encoder
 
     def check(self, model: Model, models: dict[str, Model], failed: dict[str, str]) -> None:
         t2i.check_style_encoder(model, models, failed)

@@ -77,7 +77,7 @@ class Registry:
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)
         for kind in kinds.KINDS.values():  # in KINDS order: a generator is checked (and maybe dropped) before its style encoder
-            for m in [m for m in self.models.values() if m.task == kind.task]:
+            for m in kind.loaded(self):
                 try:
                     kind.check(m, self.models, self.failed)
                 except ValueError as e:  # e.g. a generator is served only with its text encoder

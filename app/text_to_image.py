@@ -45,7 +45,6 @@ from app.tiling import TilePlan
 from app.upscaler import tiled
 
 ENCODER_TASK, GENERATOR_TASK, STYLE_TASK = "text-encoder", "text-to-image", "style-encoder"
-TEXT_TASKS = (ENCODER_TASK, GENERATOR_TASK, STYLE_TASK)  # models with no image tiles
 DEFAULT_ARCH = "gan-int-cls"  # what a generator card without "arch" is
 STYLE_SIZE = 64
 MIN_BUCKET = 16
@@ -105,18 +104,22 @@ def dynamic_quantised(onnx_path: Path) -> bool:
         return m.find(b"DynamicQuantizeLinear") >= 0
 
 
-def warmup(model: Model, batch: int) -> None:
-    """Zeros of the serving shapes through the session (the encoder at the smallest length bucket)."""
-    if model.task == ENCODER_TASK:
-        batch = min(batch, model.batcher.max_batch)
-        length = bucket(1, int(model.card["max_length"]))
-        model.net.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
-    elif model.task == STYLE_TASK:
-        model.net.run(np.zeros((batch, 3, STYLE_SIZE, STYLE_SIZE), np.float32))
-    else:
-        zeros = {"text_embedding": np.zeros((batch, embedding_dim(model)), np.float32), "noise": np.zeros((batch, z_dim(model)), np.float32),
-                 **{f"noise_{s}": np.zeros((batch, 1, s, s), np.float32) for s in detail_levels(model)}}
-        model.net.run(*(zeros[n] for n in model.net.input_names))
+# Zeros of the serving shapes through a session, one function per kind (app/kinds.py calls them).
+def warmup_encoder(model: Model, batch: int) -> None:
+    """The encoder at the smallest length bucket."""
+    batch = min(batch, model.batcher.max_batch)
+    length = bucket(1, int(model.card["max_length"]))
+    model.net.run(*encoder_inputs(model, np.zeros((batch, length), np.int64), np.ones((batch, length), np.int64)))
+
+
+def warmup_generator(model: Model, batch: int) -> None:
+    zeros = {"text_embedding": np.zeros((batch, embedding_dim(model)), np.float32), "noise": np.zeros((batch, z_dim(model)), np.float32),
+             **{f"noise_{s}": np.zeros((batch, 1, s, s), np.float32) for s in detail_levels(model)}}
+    model.net.run(*(zeros[n] for n in model.net.input_names))
+
+
+def warmup_style_encoder(model: Model, batch: int) -> None:
+    model.net.run(np.zeros((batch, 3, STYLE_SIZE, STYLE_SIZE), np.float32))
 
 
 # -- model inputs ---------------------------------------------------------------------------------------------

@@ -129,9 +129,9 @@ def _validate(raw: dict) -> TextToImageRequest:
         raise errors.unprocessable(msg) from None
 
 
-def _check(req: TextToImageRequest, generator: Model, style: bytes | None) -> None:
-    """Options that the chosen generator cannot honour: 422, naming them."""
-    if t2i.detail_levels(generator):
+def _check(req: TextToImageRequest, generator: Model, levels: list[int], style: bytes | None) -> None:
+    """Options that the chosen generator (its detail ``levels``) cannot honour: 422, naming them."""
+    if levels:
         return
     if req.detail_seed is not None or req.vary == "detail":
         raise errors.unprocessable(f"detail_seed and vary=detail need a generator with detail levels (lapgan); "
@@ -152,7 +152,8 @@ async def text_to_image(request: Request, settings: SettingsDep, registry: Regis
     t0 = time.perf_counter()
     req, style_bytes = await parse(request, settings)
     generator = registry.generator(req.model, req.generator)
-    _check(req, generator, style_bytes)
+    levels = t2i.detail_levels(generator)
+    _check(req, generator, levels, style_bytes)
     encoder = registry.get(generator.card["text_encoder"])
     style = registry.style_encoder(generator) if style_bytes is not None else None
     native = int(generator.card.get("size", 64))
@@ -172,7 +173,7 @@ async def text_to_image(request: Request, settings: SettingsDep, registry: Regis
     headers = {"X-Model": generator.name, "X-Text-Encoder": encoder.name, "X-Seed": str(seed), "X-Size": str(out.size),
                "X-Prompt-Cache": "hit" if out.cached else "miss",
                "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}"}
-    if t2i.detail_levels(generator):
+    if levels:
         headers["X-Detail-Seed"] = str(ask.detail_seed)
     if style is not None:
         headers["X-Style-Encoder"] = style.name
@@ -184,5 +185,5 @@ async def text_to_image(request: Request, settings: SettingsDep, registry: Regis
         "images": [base64.b64encode(b).decode("ascii") for b in out.images], "seeds": out.seeds, "model": generator.name,
         "size": out.size, "format": req.format, "media_type": out.media_type,
         "upscaler": out.upscaler.name if out.upscaler else None,
-        **({"detail_seeds": out.detail_seeds} if t2i.detail_levels(generator) else {}),
+        **({"detail_seeds": out.detail_seeds} if levels else {}),
     }, headers=headers)

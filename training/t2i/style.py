@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,15 +73,25 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
-@torch.no_grad()
-def evaluate(s: StyleEncoder, gen: OnnxGenerator, emb_pool: np.ndarray, n: int, seed: int) -> dict:
-    """Mean and 10th percentile of cosine(S(G(z, t)), z), and the MSE, on ``n`` fixed draws."""
+def torch_encoder(s: StyleEncoder) -> Callable[[np.ndarray], np.ndarray]:
+    """S in eval mode as images [N,3,64,64] in [0,1] -> noise [N,z_dim], numpy in and out."""
     s.eval()
+
+    @torch.no_grad()
+    def encode(x: np.ndarray) -> np.ndarray:
+        return s(torch.from_numpy(x)).numpy()
+
+    return encode
+
+
+def evaluate(encode: Callable[[np.ndarray], np.ndarray], gen: OnnxGenerator, emb_pool: np.ndarray, n: int, seed: int) -> dict:
+    """Mean and 10th percentile of cosine(S(G(z, t)), z), and the MSE, on ``n`` fixed draws; ``encode`` is S
+    (``torch_encoder`` of the net in training, the exported file's session at export)."""
     rng = np.random.default_rng(seed)
     cos, mse = [], []
     for i in range(0, n, 200):
         x, z = draw(gen, emb_pool, min(200, n - i), rng)
-        pred = s(torch.from_numpy(x)).numpy()
+        pred = encode(x)
         cos.append(cosine(pred, z))
         mse.append(((pred - z) ** 2).mean(1))
     c = np.concatenate(cos)
@@ -131,7 +142,7 @@ def train(cfg: StyleConfig, resume: bool = False) -> Path:
             stats.flush()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             t0 = time.time()
-            val = evaluate(s, gen, held, min(cfg.eval_items, 400), cfg.seed + 1)
+            val = evaluate(torch_encoder(s), gen, held, min(cfg.eval_items, 400), cfg.seed + 1)
             if val["cosine_mean"] > best:
                 best = val["cosine_mean"]
                 save_checkpoint(run_dir / "best.pt", s=s.state_dict(), step=step, val=val)
@@ -234,13 +245,11 @@ def export(run: str | Path, out_dir: str | Path = "models", name: str = "", note
     if parity > 1e-4:
         raise RuntimeError(f"ONNX/PyTorch parity failed: max abs diff {parity:.2e}")
 
-    class FromFile(StyleEncoder):  # the evaluation runs the exported file
-        def __call__(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-            return torch.from_numpy(sess.run(None, {"image": image.numpy()})[0])
+    def from_file(x: np.ndarray) -> np.ndarray:  # the evaluation runs the exported file
+        return sess.run(None, {"image": x})[0]
 
     gen = OnnxGenerator(cfg.generator, threads)
     seen, held = caption_pools(cfg, gen_card)
-    from_file = FromFile(gen.z_dim, cfg.width)
     metrics = {"heldout_classes": evaluate(from_file, gen, held, cfg.eval_items, cfg.seed + 2),
                "seen_classes": evaluate(from_file, gen, seen, cfg.eval_items, cfg.seed + 3),
                "what": "cosine(S(G(z, t)), z) and MSE for z ~ N(0, I) and captions of the held-out (never trained on) "

@@ -175,3 +175,16 @@ def write_box_degrader(models_dir: Path, name: str = "box-x4", scale: int = 4, z
     card["inputs"] = [{"name": "image", "shape": ["N", 3, "H", "W"]}, {"name": "noise", "shape": ["N", z_dim]}]
     (models_dir / f"{name}.json").write_text(json.dumps(card))
     return path
+
+
+def train_alone_and_under_torchrun(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
+    """Run ``python -m training ARGS`` once alone (--run TMP/one) and once under torchrun with 2 CPU processes
+    (--run-dir TMP/two; torchrun's own --run-path takes --run); the two run directories."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "training", *args, "--run", str(tmp_path / "one")], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training",
+                          *args, "--run-dir", str(tmp_path / "two")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    return tmp_path / "one", tmp_path / "two"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from tests.helpers import ROOT, photo  # noqa: E402
+from tests.helpers import photo  # noqa: E402
 from training import nets  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.export import check_parity, export_run  # noqa: E402
@@ -271,21 +270,14 @@ def test_pipeline_presets_join_with_plus():
 def test_two_processes_under_torchrun_train_the_weights_of_one(image_dir, tmp_path):
     """DistributedDataParallel on CPU (gloo): 2 processes, each on half of every batch, end with the weights that one
     process gets on the whole batches; only the first process writes the run's log, stats and checkpoints."""
-    import subprocess
-    import sys
-
     import torch
+
+    from tests.helpers import train_alone_and_under_torchrun
 
     common = ["train-sr", "--data", str(image_dir), "--scale", "2", "--arch", "srresnet", "--channels", "8", "--blocks", "1",
               "--up-channels", "8", "--patch", "32", "--batch", "4", "--steps", "6", "--val-every", "6", "--ckpt-every", "3",
               "--log-every", "2", "--threads", "1", "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "training", *common, "--run", str(tmp_path / "one")], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training",
-                          *common, "--run-dir", str(tmp_path / "two")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    assert two.returncode == 0, two.stderr[-2000:]
+    train_alone_and_under_torchrun(common, tmp_path)
     a, b = (torch.load(tmp_path / r / "ckpt.pt", weights_only=False) for r in ("one", "two"))
     assert a["step"] == b["step"] == 6
     for key in ("net", "ema"):

@@ -126,7 +126,7 @@ def test_h2l_keeps_the_best_validated_snapshot_and_exports_it(dirs, h2l_export):
             if "val_frechet_ema" in r}
     assert len(vals) == 2
     best = torch.load(tmp / "run" / "best.pt", weights_only=False)
-    assert best["step"] == min(vals, key=vals.get) and best["best"]["val_frechet"] == min(vals.values())
+    assert best["step"] == min(vals, key=vals.get) and best["best"]["val_frechet_ema"] == min(vals.values())
     assert torch.load(tmp / "run" / "ckpt.pt", weights_only=False)["best"] == best["best"]
     card = export_run(tmp / "run" / "best.pt", tmp / "models", "tiny-degrade-best", bench=[str(dirs / "bench")])
     assert card["training"]["steps"] == best["step"] and card["metrics"]["learned"]["frechet"] >= 0

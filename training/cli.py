@@ -70,6 +70,14 @@ def _trainer(kind: str):
         from training.config import H2LTrainConfig
         from training.train_h2l import train
         return H2LTrainConfig, train
+    if kind == "t2i":
+        from training.t2i.config import T2ITrainConfig
+        from training.t2i.train import train
+        return T2ITrainConfig, train
+    if kind == "style":
+        from training.t2i.config import StyleConfig
+        from training.t2i.style import train
+        return StyleConfig, train
     from training.config import TrainConfig
     from training.train_sr import train
     return TrainConfig, train
@@ -254,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     g_defaults = {f.name: f.default for f in dataclasses.fields(GanConfig) if f.default is not dataclasses.MISSING}
     g = sub.add_parser("train-gan", help="fine-tune a trained upscaler adversarially (SRGAN family)")
     g.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folders of HR training images (recursive)")
-    g.add_argument("--run", required=True, help="run directory")
+    g.add_argument("--run", "--run-dir", dest="run", required=True, help="run directory (--run-dir under torchrun)")
     g.add_argument("--init", required=True, help="checkpoint (ckpt.pt) of the PSNR-oriented run to start from, or its exported NAME.onnx")
     g.add_argument("--disc", choices=("unet", "vgg"), default=g_defaults["disc"], help="U-Net (global + per-pixel, CutMix) or VGG-style patch discriminator")
     g.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=g_defaults["gan_loss"])
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     h = sub.add_parser("train-h2l", help="train the learned High-to-Low degradation GAN on unpaired HR and real LR photos")
     h.add_argument("--hr-data", nargs="+", default=DEFAULT_DATA, help="folders of clean HR photos")
     h.add_argument("--lr-data", nargs="+", default=DEFAULT_REAL_LR, help="folders of real low-quality photos (target domain)")
-    h.add_argument("--run", required=True, help="run directory")
+    h.add_argument("--run", "--run-dir", dest="run", required=True, help="run directory (--run-dir under torchrun)")
     h.add_argument("--scale", type=int, choices=(2, 4), default=h_defaults["scale"])
     h.add_argument("--patch", dest="hr_patch", type=int, default=h_defaults["hr_patch"], help="HR patch (a multiple of 8 x scale)")
     h.add_argument("--gan-loss", dest="gan_loss", choices=("vanilla", "ragan", "hinge"), default=h_defaults["gan_loss"])
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--no-progress", action="store_true")
     h.set_defaults(func=cmd_train_h2l)
 
-    r = sub.add_parser("resume", help="continue a run from its last checkpoint with its saved config")
+    r = sub.add_parser("resume", help="continue any run (train-sr, train-gan, train-h2l, t2i-train, t2i-style-train) from its last checkpoint with its saved config")
     r.add_argument("run")
     r.add_argument("--threads", type=int)
     r.add_argument("--steps", type=int, help="train to this many steps in all (extend or shorten the run)")

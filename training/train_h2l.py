@@ -23,29 +23,18 @@ never seen in training or snapshot choice.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from training import data, discriminators, losses, nets
 from training import degradation_stats as dstats
 from training.config import H2LTrainConfig
-from training.train_sr import (
-    Meter,
-    _truncate_stats,
-    describe_device,
-    ema_update,
-    log,
-    restore,
-    save_checkpoint,
-    split_holdout,
-    start_run,
-)
+from training.run import Run, describe_device, ema_update, log, set_rates
+from training.train_sr import split_holdout
 
 HP_GAIN = 10.0  # the residual is small (a few % of the range): bring it to order 1 for the discriminator
 
@@ -91,12 +80,13 @@ def generate(net: torch.nn.Module, hr: list[np.ndarray], seed: int, device: torc
 
 
 def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
-    run_dir = Path(cfg.run_dir)
-    device = start_run(run_dir, cfg.threads, cfg.seed)
+    """Train (or resume) the run on the scaffold; under torchrun each process trains its part of every batch."""
     if cfg.hr_patch % (8 * cfg.scale):
         raise ValueError(f"hr_patch must be a multiple of {8 * cfg.scale} (LR patches on the 8x8 JPEG grid)")
     if cfg.hp_blur % 2 == 0 or cfg.lp_blur % 2 == 0 or min(cfg.hp_blur, cfg.lp_blur) < 3:
         raise ValueError(f"hp_blur and lp_blur must be odd and at least 3, not {cfg.hp_blur} and {cfg.lp_blur}")
+    run = Run(cfg.run_dir, threads=cfg.threads, seed=cfg.seed, progress=progress)
+    part, device = run.part(cfg.batch), run.device
 
     hr_train, hr_val = split_holdout(data.list_images(cfg.hr_data), 8, cfg.seed)
     lr_train, lr_test = split_holdout(data.list_images(cfg.lr_data), cfg.holdout, cfg.seed)  # the card's test set
@@ -117,62 +107,29 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
     disc = discriminators.build("vgg", cfg.disc_channels, downsamples=2).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.99))
-    step, elapsed, best = 0, 0.0, {"val_frechet": float("inf"), "step": 0}
-    ckpt_path, best_path = run_dir / "ckpt.pt", run_dir / "best.pt"
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        restore(ck, net=net, ema=ema, disc=disc, opt=opt_g, opt_d=opt_d)
-        hr_sampler.rng.bit_generator.state = ck["sampler_rng"]
-        real_sampler.rng.bit_generator.state = ck["real_rng"]
-        step, elapsed, best = ck["step"], ck.get("elapsed", 0.0), ck.get("best", best)
-        for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
-            for group in opt.param_groups:
-                group["lr"] = lr
-        log.info("resumed from %s at step %d (lr %.1e, D %.1e)", ckpt_path, step, cfg.lr, cfg.lr_d)
-        _truncate_stats(run_dir / "stats.jsonl", step)
-    else:
-        (run_dir / "config.json").write_text(json.dumps({"trainer": "h2l", "train": asdict(cfg), "arch": "h2l", "net": nets.config_dict(net)}, indent=2))
-    log.info("H2L x%d %s: %d params; D %d params; device %s", cfg.scale, nets.config_dict(net), nets.count_params(net),
-             nets.count_params(disc), describe_device(device))
-
-    def exportable() -> dict:
-        """What export needs (the EMA generator and how it was trained): all of best.pt, part of ckpt.pt."""
-        return dict(arch="h2l", net_config=nets.config_dict(net), ema=ema.state_dict(), step=step, elapsed=meter.elapsed,
-                    train_config=asdict(cfg), device=describe_device(device), bicubic_frechet=bicubic_frechet, best=best)
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path, **exportable(), net=net.state_dict(), disc=disc.state_dict(), opt=opt_g.state_dict(),
-            opt_d=opt_d.state_dict(), sampler_rng=hr_sampler.rng.bit_generator.state,
-            real_rng=real_sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-        )
-
-    def keep_if_best(val_frechet: float) -> None:
-        """The adversarial game does not settle (the validation distance swings by 0.3 between checks), so the
-        EMA generator with the lowest validation distance so far is kept as best.pt: export that file."""
-        nonlocal best
-        if val_frechet < best["val_frechet"]:
-            best = {"val_frechet": val_frechet, "step": step}
-            save_checkpoint(best_path, **exportable())
-
-    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
-    meter = Meter(elapsed)
+    run.track(net=net, ema=ema, disc=disc, opt=opt_g, opt_d=opt_d, sampler_rng=hr_sampler.rng, real_rng=real_sampler.rng)
+    if run.begin({"trainer": "h2l", "train": asdict(cfg), "arch": "h2l", "net": nets.config_dict(net)}, resume):
+        set_rates({opt_g: cfg.lr, opt_d: cfg.lr_d})
+        log.info("rates from here on: lr %.1e, D %.1e", cfg.lr, cfg.lr_d)
+    log.info("H2L x%d %s: %d params; D %d params; device %s%s", cfg.scale, nets.config_dict(net), nets.count_params(net),
+             nets.count_params(disc), describe_device(device), f", {run.world} processes (DDP)" if run.world > 1 else "")
+    g_model, d_model = run.wrap(net), run.wrap(disc)
     net.train()
-    while step < min(cfg.steps, stop_at or cfg.steps):
-        bic_np, hr_np = hr_sampler.sample(cfg.batch)
-        bic, hr = torch.from_numpy(bic_np).to(device), torch.from_numpy(hr_np).to(device)
-        real = torch.from_numpy(real_sampler.sample(cfg.batch)).to(device)
-        fake = net(hr, torch.randn(cfg.batch, net.config.z_dim, device=device))
+
+    def step_fn(step: int) -> dict[str, float]:
+        bic_np, hr_np = hr_sampler.sample(cfg.batch)  # the same batches in every process; each trains on its part
+        bic, hr = torch.from_numpy(bic_np[part]).to(device), torch.from_numpy(hr_np[part]).to(device)
+        real = torch.from_numpy(real_sampler.sample(cfg.batch)[part]).to(device)
+        fake = g_model(hr, torch.randn(cfg.batch, net.config.z_dim)[part].to(device))
 
         disc.requires_grad_(True)
         real_hp = high_pass(real, cfg.hp_blur)
-        loss_d = losses.d_loss(cfg.gan_loss, disc(real_hp)[0], disc(high_pass(fake.detach(), cfg.hp_blur))[0])
+        loss_d = losses.d_loss(cfg.gan_loss, d_model(real_hp)[0], d_model(high_pass(fake.detach(), cfg.hp_blur))[0])
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
-        disc.requires_grad_(False)
+        disc.requires_grad_(False)  # D frozen and run as itself (no gradient of D's to synchronise)
         adv = losses.g_loss(cfg.gan_loss, [r.detach() for r in disc(real_hp)[0]], disc(high_pass(fake, cfg.hp_blur))[0])
         pix = F.l1_loss(box_blur(fake, cfg.lp_blur), box_blur(bic, cfg.lp_blur))
         loss_g = cfg.w_gan * adv + cfg.w_pix * pix
@@ -180,25 +137,25 @@ def train(cfg: H2LTrainConfig, resume: bool = False, progress: bool = True, stop
         loss_g.backward()
         opt_g.step()
         ema_update(ema, net, step, cfg.ema)
-        meter.add({"d": loss_d.item(), "adv": adv.item(), "pix": pix.item()})
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = meter.record(step)
-            bar.set_postfix(pix=f"{rec['pix']:.4f}", d=f"{rec['d']:.3f}")
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                fake_feats = np.array([dstats.features(x) for x in generate(ema, val_hr, cfg.seed, device)])
-                rec |= {"val_frechet_ema": dstats.compare(real_feats, fake_feats)["frechet"], "val_frechet_bicubic": bicubic_frechet}
-                keep_if_best(rec["val_frechet_ema"])
-                log.info("step %d adv %.3f pix %.4f D %.3f | Frechet to real: EMA %.3f (bicubic %.3f; best %.3f at step %d)",
-                         step, rec["adv"], rec["pix"], rec["d"], rec["val_frechet_ema"], bicubic_frechet, best["val_frechet"], best["step"])
-            meter.restart_clock()
-            stats.write(json.dumps(rec) + "\n")
-            stats.flush()
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            checkpoint()
-    bar.close()
-    stats.close()
-    log.info("done: %d steps in %.0f s; best validation Frechet %.3f at step %d (%s)", step, meter.elapsed,
-             best["val_frechet"], best["step"], best_path)
-    return ckpt_path
+        return {"d": loss_d.item(), "adv": adv.item(), "pix": pix.item()}
+
+    def validated() -> dict[str, float]:
+        fake_feats = np.array([dstats.features(x) for x in generate(ema, val_hr, cfg.seed, device)])
+        return {"val_frechet_ema": dstats.compare(real_feats, fake_feats)["frechet"], "val_frechet_bicubic": bicubic_frechet}
+
+    def report(rec: dict) -> str | None:
+        """The adversarial game does not settle (the validation distance swings by 0.3 between checks), so the EMA
+        generator with the lowest validation distance so far is kept as best.pt: export that file."""
+        if "val_frechet_ema" not in rec:
+            return None
+        return (f"adv {rec['adv']:.3f} pix {rec['pix']:.4f} D {rec['d']:.3f} | Frechet to real: EMA {rec['val_frechet_ema']:.3f} "
+                f"(bicubic {bicubic_frechet:.3f}; best {run.best['val_frechet_ema']:.3f} at step {run.best['step']})")
+
+    def exportable() -> dict:
+        """What export needs (the EMA generator and how it was trained): all of best.pt, part of ckpt.pt."""
+        return {"arch": "h2l", "net_config": nets.config_dict(net), "ema": ema.state_dict(), "train_config": asdict(cfg),
+                "device": describe_device(device), "bicubic_frechet": bicubic_frechet}
+
+    return run.fit(cfg.steps, step_fn, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, exportable=exportable,
+                   val_every=cfg.val_every, validate=validated, keep_best=("val_frechet_ema", "min"), report=report,
+                   stop_at=stop_at)

@@ -1,84 +1,22 @@
-"""One readable training loop for the PSNR-oriented upscalers (L1/MSE, Adam, cosine LR, EMA).
-
-A run directory holds everything about one run (stylegan2-ada style):
-  config.json   the full TrainConfig and network config
-  ckpt.pt       latest checkpoint: net + EMA + optimiser + sampler RNG state + step (resumable)
-  stats.jsonl   one JSON line per log interval / validation
-  train.log     human-readable log
+"""The PSNR-oriented upscalers' step (L1/MSE, Adam, cosine LR with warm-up, EMA) on the run scaffold (training/run.py:
+run directory, resume, checkpoints, logging, validation, torchrun), and the loaders of trained generators
+(``load_ema``: a checkpoint's or a shipped ONNX file's) that fine-tuning, export and evaluation share.
 """
 from __future__ import annotations
 
 import copy
 import json
-import logging
 import math
-import os
-import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from training import data, metrics, nets
 from training.config import TrainConfig
-
-log = logging.getLogger("training")
-
-
-
-
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # torchrun: one GPU per process
-    return torch.device("cpu")
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world size). Under ``torchrun`` (WORLD_SIZE > 1) this starts the process group: NCCL on GPUs, gloo
-    on CPUs. Alone: (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def mean_over_ranks(value: float, world: int) -> float:
-    if world == 1:
-        return value
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / world
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def _truncate_stats(path: Path, step: int) -> None:
-    """On resume, drop log rows past the checkpoint: those steps are about to be trained again."""
-    if path.exists():
-        rows = []
-        for r in path.read_text().splitlines():
-            try:
-                if json.loads(r)["step"] <= step:
-                    rows.append(r)
-            except (ValueError, KeyError):  # a line cut off by the interruption
-                pass
-        path.write_text("".join(r + "\n" for r in rows))
+from training.run import Run, describe_device, ema_update, log
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -118,89 +56,14 @@ def center_crop(img: np.ndarray, size: int, scale: int) -> np.ndarray:
     return data.mod_crop(img[y : y + ch, x : x + cw], scale)
 
 
-def save_checkpoint(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a broken checkpoint
-
-
-def setup_logging(run_dir: Path) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    log.setLevel(logging.INFO)
-    log.handlers.clear()
-    fh = logging.FileHandler(run_dir / "train.log")
-    fh.setFormatter(fmt)
-    log.addHandler(fh)
-    sh = logging.StreamHandler(sys.stderr)
-    sh.setFormatter(fmt)
-    log.addHandler(sh)
-
-
-def start_run(run_dir: Path, threads: int, seed: int, log_here: bool = True) -> torch.device:
-    """Create the run directory and its log (``log_here``: only the first of several processes writes it), set
-    torch's threads and seed; the device to train on."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if log_here:
-        setup_logging(run_dir)
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    return pick_device()
-
-
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
-    """Move the EMA's weights towards the net's; buffers (BatchNorm statistics) are copied."""
-    decay = min(decay, (1 + step) / (10 + step))  # EMA warm-up: early weights are not averaged in for long
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p, 1 - decay)
-    for be, b in zip(ema.buffers(), net.buffers()):
-        be.copy_(b)
-
-
-class Meter:
-    """Running means of named losses between log lines, the step rate, and the training time so far
-    (validation excluded: call ``restart_clock`` after it)."""
-
-    def __init__(self, elapsed: float = 0.0) -> None:
-        self.elapsed, self.sums, self.n, self.t0 = elapsed, {}, 0, time.time()
-
-    def add(self, parts: dict[str, float]) -> None:
-        for k, v in parts.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
-
-    def record(self, step: int) -> dict:
-        now = time.time()
-        self.elapsed += now - self.t0
-        rec = {"step": step, **{k: v / self.n for k, v in self.sums.items()}, "steps_per_s": self.n / (now - self.t0),
-               "elapsed_s": self.elapsed}
-        self.sums, self.n, self.t0 = {}, 0, now
-        return rec
-
-    def restart_clock(self) -> None:
-        self.t0 = time.time()
-
-
-def restore(ck: dict, **modules) -> None:
-    """Load each module / optimiser from the checkpoint entry of the same name, and torch's RNG."""
-    for key, m in modules.items():
-        m.load_state_dict(ck[key])
-    torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it; CUDA RNG is not restored
-
-
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
     """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would.
 
     Under ``torchrun --nproc_per_node N`` (DistributedDataParallel): every process draws the same batch of
     ``cfg.batch`` patches and trains on its 1/N slice; the averaged gradients are the whole batch's, so N
     processes train the same weights as one. The first process validates, logs and writes checkpoints."""
-    rank, world = distributed()
-    if cfg.batch % world:
-        raise ValueError(f"batch {cfg.batch} does not split over {world} processes")
-    lead = rank == 0
-    run_dir = Path(cfg.run_dir)
-    device = start_run(run_dir, cfg.threads, cfg.seed, log_here=lead)
+    run = Run(cfg.run_dir, threads=cfg.threads, seed=cfg.seed, progress=progress)
+    part, device = run.part(cfg.batch), run.device
 
     paths = data.list_images(cfg.data)
     train_paths, val_paths = split_holdout(paths, cfg.val_images, cfg.seed)
@@ -219,94 +82,51 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     net = nets.build(cfg.arch, {"scale": cfg.scale, **cfg.net}).to(device)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-    step, elapsed = 0, 0.0
-    ckpt_path = run_dir / "ckpt.pt"
-    if cfg.init and not (resume and ckpt_path.exists()):
+    run.track(net=net, ema=ema, opt=opt, sampler_rng=sampler.rng)
+    if cfg.init and not (resume and run.ckpt_path.exists()):
         init_net, init_ck = load_ema(cfg.init)
         if init_ck["arch"] != cfg.arch or init_ck["net_config"] != nets.config_dict(net):
             raise ValueError(f"{cfg.init} holds {init_ck['arch']} {init_ck['net_config']}, not {cfg.arch} {nets.config_dict(net)}")
         net.load_state_dict(init_net.state_dict())
         ema.load_state_dict(init_net.state_dict())
         log.info("starting from the EMA weights of %s (step %d)", cfg.init, init_ck["step"])
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        restore(ck, net=net, ema=ema, opt=opt)
-        sampler.rng.bit_generator.state = ck["sampler_rng"]
-        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
-        log.info("resumed from %s at step %d", ckpt_path, step)
-        if lead:
-            _truncate_stats(run_dir / "stats.jsonl", step)
-    elif lead:
-        (run_dir / "config.json").write_text(
-            json.dumps({"trainer": "sr", "train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, indent=2)
-        )
+    run.begin({"trainer": "sr", "train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, resume)
     log.info(
         "net %s %s: %d params, %d FLOPs/input px, device %s, %d threads%s",
         cfg.arch, nets.config_dict(net), nets.count_params(net), nets.flops_per_input_pixel(net), device, torch.get_num_threads(),
-        f", {world} processes (DDP)" if world > 1 else "",
+        f", {run.world} processes (DDP)" if run.world > 1 else "",
     )
-    model = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    part = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path, arch=cfg.arch, net_config=nets.config_dict(net), net=net.state_dict(), ema=ema.state_dict(),
-            opt=opt.state_dict(), sampler_rng=sampler.rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-            step=step, elapsed=elapsed, train_config=asdict(cfg), device=describe_device(device),
-        )
-
+    model = run.wrap(net)
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
-    stats = open(run_dir / "stats.jsonl", "a" if step else "w") if lead else None  # a fresh run starts a fresh log
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or not lead, dynamic_ncols=True, desc=run_dir.name)
-    run_loss, run_n, t0 = 0.0, 0, time.time()
     net.train()
-    while step < min(cfg.steps, stop_at or cfg.steps):
+
+    def step_fn(step: int) -> dict[str, float]:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         lr_np, hr_np = sampler.sample(cfg.batch)  # the same batch in every process; each trains on its slice
-        lr_t, hr_t = torch.from_numpy(lr_np[part]).to(device), torch.from_numpy(hr_np[part]).to(device)
-        loss = loss_fn(model(lr_t), hr_t)
+        loss = loss_fn(model(torch.from_numpy(lr_np[part]).to(device)), torch.from_numpy(hr_np[part]).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         ema_update(ema, net, step, cfg.ema)
-        step += 1
-        run_loss, run_n = run_loss + loss.item(), run_n + 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.time()
-            elapsed += now - t0
-            rate = run_n / (now - t0)
-            t0 = now
-            rec = {"step": step, "loss": mean_over_ranks(run_loss / run_n, world), "lr": lr_at(step - 1, cfg), "steps_per_s": rate,
-                   "elapsed_s": elapsed}
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.1e}")
-            run_loss, run_n = 0.0, 0
-            if stats is None:  # not the first process: it only trains
-                continue
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                rec["val_psnr_ema"] = validate(ema, val_hr, cfg.scale, device)
-                net.train()
-                log.info("step %d loss %.4f val Y-PSNR (EMA) %.3f dB, %.2f steps/s", step, rec["loss"], rec["val_psnr_ema"], rate)
-                t0 = time.time()  # validation time is not training time
-            stats.write(json.dumps(rec) + "\n")
-            stats.flush()
-        if lead and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-            checkpoint()
-    bar.close()
-    if stats is not None:
-        stats.close()
-    if world > 1:
-        import torch.distributed as dist
+        return {"loss": loss.item(), "lr": lr_at(step, cfg)}
 
-        dist.barrier()  # the last checkpoint is on disk before any process returns
-        dist.destroy_process_group()
-    log.info("done: %d steps in %.0f s", step, elapsed)
-    return ckpt_path
+    def validated() -> dict[str, float]:
+        score = validate(ema, val_hr, cfg.scale, device)
+        net.train()
+        return {"val_psnr_ema": score}
+
+    def report(rec: dict) -> str | None:
+        if "val_psnr_ema" not in rec:
+            return None
+        return f"loss {rec['loss']:.4f} val Y-PSNR (EMA) {rec['val_psnr_ema']:.3f} dB, {rec['steps_per_s']:.2f} steps/s"
+
+    def exportable() -> dict:
+        return {"arch": cfg.arch, "net_config": nets.config_dict(net), "ema": ema.state_dict(), "train_config": asdict(cfg),
+                "device": describe_device(device)}
+
+    return run.fit(cfg.steps, step_fn, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, exportable=exportable,
+                   val_every=cfg.val_every, validate=validated, report=report, stop_at=stop_at)
 
 
 def load_ema(ckpt_path: str | Path) -> tuple[torch.nn.Module, dict]:

@@ -41,17 +41,7 @@ def cmd_style_train(args: argparse.Namespace) -> None:
 
     names = {f.name for f in dataclasses.fields(StyleConfig)} - {"command", "run_dir"}
     cfg = StyleConfig(run_dir=args.run, command="python -m training " + shlex.join(args.argv), **{k: getattr(args, k) for k in names})
-    if args.resume:
-        from pathlib import Path
-
-        config = Path(args.run) / "config.json"
-        saved = json.loads(config.read_text())
-        cfg = StyleConfig(**{**saved["train"], "steps": args.steps, "threads": args.threads})
-        if cfg.steps != saved["train"]["steps"]:
-            saved["train"]["steps"] = cfg.steps
-            saved.setdefault("resumed_with", []).append("python -m training " + shlex.join(args.argv))
-            config.write_text(json.dumps(saved, indent=2))
-    train(cfg, resume=args.resume)
+    train(cfg)
 
 
 def cmd_style_export(args: argparse.Namespace) -> None:
@@ -76,7 +66,6 @@ def add_style_commands(sub) -> None:
     for name in ("width", "batch", "steps", "seed", "eval_items", "ckpt_every", "log_every", "threads", "limit"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
     t.add_argument("--lr", type=float, default=d["lr"])
-    t.add_argument("--resume", action="store_true", help="continue the run from its ckpt.pt (its saved settings; --steps and --threads apply)")
     t.set_defaults(func=cmd_style_train)
 
     x = sub.add_parser("t2i-style-export", help="text-to-image: export a style run's best S(x) to ONNX, measure it from the file, write the card")
@@ -108,22 +97,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     train(_train_config(args), progress=not args.no_progress)
 
 
-def cmd_resume(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from training.t2i.train import T2ITrainConfig, train
-
-    saved = json.loads((Path(args.run) / "config.json").read_text())
-    cfg = saved["train"]
-    changed = {k: v for k, v in (("threads", args.threads), ("steps", args.steps), ("lr", args.lr), ("lr_d", args.lr_d)) if v is not None}
-    cfg |= changed
-    if changed.keys() - {"threads"}:
-        saved["train"] = cfg
-        saved.setdefault("resumed_with", []).append(" ".join(["python -m training", *args.argv]))
-        (Path(args.run) / "config.json").write_text(json.dumps(saved, indent=2))
-    train(T2ITrainConfig(**cfg), resume=True, progress=not args.no_progress)
-
-
 def add_train_commands(sub) -> None:
     import dataclasses
 
@@ -150,14 +123,6 @@ def add_train_commands(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("t2i-resume", help="text-to-image: continue a t2i-train run from its last checkpoint")
-    r.add_argument("run")
-    r.add_argument("--threads", type=int)
-    r.add_argument("--steps", type=int, help="train to this many steps in all")
-    r.add_argument("--lr", type=float)
-    r.add_argument("--lr-d", dest="lr_d", type=float)
-    r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=cmd_resume)
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -99,11 +98,12 @@ def evaluate(encode: Callable[[np.ndarray], np.ndarray], gen: OnnxGenerator, emb
             "mse": round(float(np.concatenate(mse).mean()), 4)}
 
 
-def train(cfg: StyleConfig, resume: bool = False) -> Path:
-    from training.train_sr import Meter, describe_device, log, restore, save_checkpoint, start_run
+def train(cfg: StyleConfig, resume: bool = False, progress: bool = False) -> Path:
+    """Train (or resume) the run on the scaffold (one process); returns best.pt, the highest held-out cosine."""
+    from training.run import Run, describe_device, log
 
-    run_dir = Path(cfg.run_dir)
-    device = start_run(run_dir, cfg.threads, cfg.seed)
+    run = Run(cfg.run_dir, threads=cfg.threads, seed=cfg.seed, progress=progress, processes=False)
+    device = run.device
     card = json.loads(Path(cfg.generator).with_suffix(".json").read_text())
     gen = OnnxGenerator(cfg.generator, cfg.threads)
     seen, held = caption_pools(cfg, card)
@@ -111,22 +111,13 @@ def train(cfg: StyleConfig, resume: bool = False) -> Path:
     opt = torch.optim.Adam(s.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.01)
     rng = np.random.default_rng(cfg.seed)
-    step, elapsed, best = 0, 0.0, -1.0
-    ckpt_path = run_dir / "ckpt.pt"
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        restore(ck, s=s, opt=opt, sched=sched)
+    run.track(s=s, opt=opt, sched=sched, rng=rng)
+    if run.begin({"trainer": "style", "train": asdict(cfg)}, resume):
         sched.T_max = cfg.steps  # a resume may shorten or lengthen the run: the schedule ends with it
-        rng.bit_generator.state = ck["rng"]
-        step, elapsed, best = ck["step"], ck["elapsed"], ck["best"]
-        log.info("resumed from %s at step %d", ckpt_path, step)
-    else:
-        (run_dir / "config.json").write_text(json.dumps({"trainer": "style", "train": asdict(cfg)}, indent=2))
     log.info("style encoder for %s (z %d): %d params, %d seen / %d held-out captions, device %s", cfg.generator, gen.z_dim,
              sum(p.numel() for p in s.parameters()), len(seen), len(held), describe_device(device))
-    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
-    meter = Meter(elapsed)
-    while step < cfg.steps:
+
+    def step_fn(step: int) -> dict[str, float]:
         s.train()
         x, z = draw(gen, seen, cfg.batch, rng)
         loss = F.mse_loss(s(torch.from_numpy(x).to(device)), torch.from_numpy(z).to(device))
@@ -134,26 +125,25 @@ def train(cfg: StyleConfig, resume: bool = False) -> Path:
         loss.backward()
         opt.step()
         sched.step()
-        step += 1
-        meter.add({"loss": loss.item()})
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = meter.record(step)
-            stats.write(json.dumps(rec) + "\n")
-            stats.flush()
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            t0 = time.time()
-            val = evaluate(torch_encoder(s), gen, held, min(cfg.eval_items, 400), cfg.seed + 1)
-            if val["cosine_mean"] > best:
-                best = val["cosine_mean"]
-                save_checkpoint(run_dir / "best.pt", s=s.state_dict(), step=step, val=val)
-            log.info("step %d loss %.4f | held-out cosine %.4f (best %.4f) | %.2f steps/s", step, rec["loss"],
-                     val["cosine_mean"], best, rec["steps_per_s"])
-            save_checkpoint(ckpt_path, s=s.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), rng=rng.bit_generator.state,
-                            torch_rng=torch.get_rng_state(), step=step, elapsed=meter.elapsed, best=best, train_config=asdict(cfg),
-                            net_config={"z_dim": gen.z_dim, "width": cfg.width}, device=describe_device(device))
-            meter.t0 += time.time() - t0  # evaluation and checkpoints are not training time
-    stats.close()
-    return run_dir / "best.pt"
+        return {"loss": loss.item()}
+
+    def validated() -> dict[str, float]:
+        val = evaluate(torch_encoder(s), gen, held, min(cfg.eval_items, 400), cfg.seed + 1)
+        return {"val_cosine": val["cosine_mean"], "val_cosine_p10": val["cosine_p10"], "val_mse": val["mse"]}
+
+    def report(rec: dict) -> str | None:
+        if "val_cosine" not in rec:
+            return None
+        return (f"loss {rec['loss']:.4f} | held-out cosine {rec['val_cosine']:.4f} (best {run.best['val_cosine']:.4f}) | "
+                f"{rec['steps_per_s']:.2f} steps/s")
+
+    def exportable() -> dict:
+        return {"s": s.state_dict(), "train_config": asdict(cfg), "net_config": {"z_dim": gen.z_dim, "width": cfg.width},
+                "device": describe_device(device)}
+
+    run.fit(cfg.steps, step_fn, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, exportable=exportable,
+            val_every=cfg.ckpt_every, validate=validated, keep_best=("val_cosine", "max"), report=report)
+    return run.best_path
 
 
 STYLE_CAPTIONS = [

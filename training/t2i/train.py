@@ -16,8 +16,6 @@ samples/step-NNNNNN.png (fixed captions x fixed seeds).
 from __future__ import annotations
 
 import copy
-import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,24 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
+from training.run import Run, describe_device, ema_update, log, set_rates
 from training.t2i import data as t2i_data
 from training.t2i import lapgan, nets
 from training.t2i.config import T2ITrainConfig
 from training.t2i.nets import count_params
-from training.train_sr import (
-    Meter,
-    _truncate_stats,
-    describe_device,
-    ema_update,
-    load_onnx_weights,
-    log,
-    onnx_state,
-    restore,
-    save_checkpoint,
-    start_run,
-)
+from training.train_sr import load_onnx_weights, onnx_state
 
 N_CLASS_IDS = 103  # the auxiliary classifier's outputs: class ids 1..102 (0 unused)
 
@@ -154,9 +141,10 @@ def load_data(cfg: T2ITrainConfig, progress: bool) -> t2i_data.Flowers:
 
 
 def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Path:
-    """Train (or resume) the run; ``stop_at`` ends early at that step, as an interruption would."""
-    run_dir = Path(cfg.run_dir)
-    device = start_run(run_dir, cfg.threads, cfg.seed)
+    """Train (or resume) the run on the scaffold; ``stop_at`` ends early at that step, as an interruption would.
+    One process: BatchNorm in G and GAN-INT's pairing inside a batch would differ on parts of batches."""
+    run = Run(cfg.run_dir, threads=cfg.threads, seed=cfg.seed, progress=progress, processes=False)
+    device = run.device
     ds = load_data(cfg, progress)
     heldout = t2i_data.heldout_classes(cfg.heldout, cfg.seed)
     pool = train_pool(ds, heldout)
@@ -171,50 +159,22 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
-    step, elapsed = 0, 0.0
-    ckpt_path = run_dir / "ckpt.pt"
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        restore(ck, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d)
-        sampler.rng.bit_generator.state = ck["sampler_rng"]
-        step, elapsed = ck["step"], ck.get("elapsed", 0.0)
-        for opt, lr in ((opt_g, cfg.lr), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the rates
-            for group in opt.param_groups:
-                group["lr"] = lr
-        log.info("resumed from %s at step %d", ckpt_path, step)
-        _truncate_stats(run_dir / "stats.jsonl", step)
-    else:
-        if cfg.init:
-            init_from_onnx(cfg.init, g, config_dict(net_cfg), heldout)
-            g_ema.load_state_dict(g.state_dict())
-            log.info("starting G and its EMA from %s; D from scratch, %d D-only steps first", cfg.init, cfg.d_warmup)
-        (run_dir / "config.json").write_text(json.dumps(
-            {"trainer": "t2i", "arch": cfg.arch, "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout}, indent=2))
+    run.track(g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, sampler_rng=sampler.rng)
+    if cfg.init and not (resume and run.ckpt_path.exists()):
+        init_from_onnx(cfg.init, g, config_dict(net_cfg), heldout)
+        g_ema.load_state_dict(g.state_dict())
+        log.info("starting G and its EMA from %s; D from scratch, %d D-only steps first", cfg.init, cfg.d_warmup)
+    if run.begin({"trainer": "t2i", "arch": cfg.arch, "train": asdict(cfg), "net": config_dict(net_cfg), "heldout_classes": heldout},
+                 resume):
+        set_rates({opt_g: cfg.lr, opt_d: cfg.lr_d})
     log.info("%s: G %d params, D %d params, device %s", cfg.arch, count_params(g), count_params(d), describe_device(device))
 
     train_embs = ds.emb[np.isin(ds.text_image, pool)]
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path, arch=cfg.arch, net_config=config_dict(net_cfg), g=g.state_dict(), d=d.state_dict(),
-            g_ema=g_ema.state_dict(), g_export=standing_stats(g_ema, train_embs, seed=cfg.seed).state_dict(),
-            opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), sampler_rng=sampler.rng.bit_generator.state,
-            torch_rng=torch.get_rng_state(), step=step, elapsed=elapsed, train_config=asdict(cfg), heldout_classes=heldout,
-            device=describe_device(device),
-        )
-
-    def save_samples() -> None:
-        (run_dir / "samples").mkdir(exist_ok=True)
-        grid = sample_grid(standing_stats(g_ema, train_embs, seed=cfg.seed), grid_emb, list(range(8)))
-        Image.fromarray(grid).save(run_dir / "samples" / f"step-{step:06d}.png")
-
-    stats = open(run_dir / "stats.jsonl", "a" if step else "w")
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, desc=run_dir.name)
-    meter = Meter(elapsed)
     g.train()
     d.train()
     half = max(1, cfg.batch // 2)
-    while step < min(cfg.steps, stop_at or cfg.steps):
+
+    def step_fn(step: int) -> dict[str, float]:
         x, e, e_wrong, y = (t.to(device) for t in sampler.sample(cfg.batch))
         fake = g.train_fakes(x, e)
 
@@ -242,33 +202,28 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
             loss_g.backward()
             opt_g.step()
             ema_update(g_ema, g, step, cfg.ema)
-        step += 1
-        meter.add({"loss_d": loss_d.item(), "loss_g": loss_adv.item(), "loss_int": loss_int.item(),
-                   **({"cls_real": loss_cls_d.item(), "cls_fake": loss_cls.item()} if cfg.w_cls else {}),
-                   "d_real": torch.sigmoid(d_real).mean().item(), "d_wrong": torch.sigmoid(d_wrong).mean().item(),
-                   "d_fake": torch.sigmoid(d_fake).mean().item()})
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = meter.record(step)
-            elapsed = rec["elapsed_s"]
-            bar.set_postfix(d=f"{rec['loss_d']:.3f}", g=f"{rec['loss_g']:.3f}")
-            stats.write(json.dumps(rec) + "\n")
-            stats.flush()
-            if step % (cfg.log_every * 4) == 0 or step == cfg.steps:
-                log.info("step %d loss D %.3f G %.3f INT %.3f | D(real,right) %.2f D(real,wrong) %.2f D(fake) %.2f | %.2f steps/s",
-                         step, rec["loss_d"], rec["loss_g"], rec["loss_int"], rec["d_real"], rec["d_wrong"], rec["d_fake"], rec["steps_per_s"])
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            elapsed = meter.elapsed + time.time() - meter.t0
-            checkpoint()
-            meter.restart_clock()  # checkpoints and samples are not training time
-            meter.elapsed = elapsed
-        if step % cfg.sample_every == 0 or step == cfg.steps:
-            save_samples()
-            meter.restart_clock()
-    bar.close()
-    stats.close()
-    log.info("done: %d steps in %.0f s", step, elapsed)
-    return ckpt_path
+        return {"loss_d": loss_d.item(), "loss_g": loss_adv.item(), "loss_int": loss_int.item(),
+                **({"cls_real": loss_cls_d.item(), "cls_fake": loss_cls.item()} if cfg.w_cls else {}),
+                "d_real": torch.sigmoid(d_real).mean().item(), "d_wrong": torch.sigmoid(d_wrong).mean().item(),
+                "d_fake": torch.sigmoid(d_fake).mean().item()}
+
+    def report(rec: dict) -> str | None:
+        if rec["step"] % (cfg.log_every * 4) and rec["step"] != cfg.steps:
+            return None
+        return (f"loss D {rec['loss_d']:.3f} G {rec['loss_g']:.3f} INT {rec['loss_int']:.3f} | D(real,right) {rec['d_real']:.2f} "
+                f"D(real,wrong) {rec['d_wrong']:.2f} D(fake) {rec['d_fake']:.2f} | {rec['steps_per_s']:.2f} steps/s")
+
+    def exportable() -> dict:
+        return {"arch": cfg.arch, "net_config": config_dict(net_cfg), "g_export": standing_stats(g_ema, train_embs, seed=cfg.seed).state_dict(),
+                "train_config": asdict(cfg), "heldout_classes": heldout, "device": describe_device(device)}
+
+    def save_samples() -> None:
+        (run.dir / "samples").mkdir(exist_ok=True)
+        grid = sample_grid(standing_stats(g_ema, train_embs, seed=cfg.seed), grid_emb, list(range(8)))
+        Image.fromarray(grid).save(run.dir / "samples" / f"step-{run.step:06d}.png")
+
+    return run.fit(cfg.steps, step_fn, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, exportable=exportable, report=report,
+                   every=((cfg.sample_every, save_samples),), stop_at=stop_at)
 
 
 def init_from_onnx(path: str, g: torch.nn.Module, net_config: dict, heldout: list[int]) -> None:

@@ -62,7 +62,7 @@ async def run(
         out = await learned(model, pixels, scale, seed, settings, is_disconnected)
     out = out[: out_size[1], : out_size[0]]
     alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await cpu.run(imaging.encode, out, alpha, image.gray, fmt, quality)
+    body, media_type = await cpu.run(imaging.encode, out, alpha, image.gray, fmt, quality, None, None, settings.png_compress_level)
     return Result(body, media_type, (w, h), out_size, image.frames)
 
 

@@ -319,6 +319,7 @@ async def generate(generator: Model, encoder: Model, upscaler: Model | None, sty
         finally:
             for t in tasks:
                 t.cancel()
-    encoded = await asyncio.gather(*(cpu.run(imaging.encode, p, None, False, ask.format, ask.quality) for p in pixels))
+    encoded = await asyncio.gather(*(cpu.run(imaging.encode, p, None, False, ask.format, ask.quality, None, None, settings.png_compress_level)
+                                       for p in pixels))
     return Generated([b for b, _ in encoded], encoded[0][1], [s for s, _ in draws], [d for _, d in draws], pixels[0].shape[0],
                      upscaler, cached)

@@ -179,5 +179,6 @@ async def run(
     pixels, how = await cpu.run(imaging.resize, pixels, out_size)
     headers["X-Resize"] = how if how == "none" else f"{how} {model_size[0]}x{model_size[1]} -> {out_size[0]}x{out_size[1]}"
     alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await cpu.run(imaging.encode, pixels, alpha, image.gray, fmt, quality, image.icc, image.exif)
+    body, media_type = await cpu.run(imaging.encode, pixels, alpha, image.gray, fmt, quality, image.icc, image.exif,
+                                     settings.png_compress_level)
     return Result(body, media_type, (w, h), out_size, image.frames, headers)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from app import imaging
+from app.config import Settings
 from app.errors import ApiError
 from tests.helpers import encoded, photo, png_bytes
 
@@ -205,6 +206,20 @@ def test_encode_formats(fmt, media):
     data, mt = imaging.encode(arr, None, False, fmt, 90)
     back = Image.open(io.BytesIO(data))
     assert mt == media and back.size == (32, 16) and back.format == fmt.upper()
+
+
+def test_png_compression_level_is_a_setting():
+    """GAN_PNG_COMPRESS_LEVEL: fewer bytes at a higher level, the same pixels; 8- and 16-bit paths alike."""
+    arr = np.asarray(Image.fromarray(photo(64, 64)).resize((256, 256), Image.BICUBIC))
+    fast, small = (imaging.encode(arr, None, False, "png", 90, png_level=lvl)[0] for lvl in (1, 9))
+    assert len(small) < len(fast)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(fast))), np.asarray(Image.open(io.BytesIO(small))))
+    deep = arr.astype(np.uint16) * 257
+    fast16, small16 = (imaging.encode(deep, None, False, "png", 90, png_level=lvl)[0] for lvl in (0, 9))
+    assert len(small16) < len(fast16)
+    assert Settings(png_compress_level=9).png_compress_level == 9
+    with pytest.raises(ValueError):
+        Settings(png_compress_level=10)
 
 
 def test_encode_gray_and_alpha():

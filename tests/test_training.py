@@ -232,6 +232,14 @@ def test_span_family_is_conv_only_and_exports_with_dynamic_sizes(image_dir, tmp_
     train(cfg, progress=False)
     ls = losses(tmp_path / "run")
     assert np.mean(ls[-2:]) < np.mean(ls[:2])
+    from training.quantize import float_nodes
+
+    export_onnx(nets.build("span", {"scale": 2, "channels": 8, "blocks": 2}).eval(), tmp_path / "span-bicubic.onnx")
+    graph = onnx.load(str(tmp_path / "span-bicubic.onnx")).graph.node
+    kept = float_nodes(tmp_path / "span-bicubic.onnx")
+    grouped = [n.name for n in graph if n.op_type == "Conv" and any(a.name == "group" and a.i == 3 for a in n.attribute)]
+    last_add = [n.name for n in graph if n.op_type == "Add"][-1]
+    assert kept == [*grouped, last_add] and len(grouped) == 1  # int8: every learned conv; float: the anchor and the sum
 
 
 def test_int8_variant_is_quantized_and_checked_against_fp32(exported, image_dir, tmp_path):

@@ -2,9 +2,9 @@
 
 QDQ format, per-channel int8 weights in a 7-bit range (``reduce_range``: on x86 CPUs without VNNI, AVX2's u8 x s8
 products saturate at 16 bits; with full-range weights the span net lost 0.3 dB on Set5, with 7 bits 0.01), uint8
-activations whose ranges are calibrated on LR patches of training photos (never the benchmark sets). The first conv and the output end can stay float (``keep_float``,
-``float_nodes``): they see the raw image and write the output, where 8 bits cost the most quality for the least
-compute (for the span net, about 10% of its FLOPs). The variant is accepted
+activations whose ranges are calibrated on LR patches of training photos (never the benchmark sets). What sees the raw
+image or writes the output can stay float (``keep_float``, ``float_nodes``): there 8 bits cost the most quality for
+the least compute (for the span net, its fixed anchor and the final sum). The variant is accepted
 only if its Y-PSNR on every benchmark set is within ``MAX_PSNR_DROP`` dB of the float file's.
 """
 from __future__ import annotations
@@ -41,15 +41,20 @@ class PatchReader:
 
 
 def float_nodes(model_path: Path) -> list[str]:
-    """The nodes kept in float: the first conv (it sees the raw image) and the output end, from the second-to-last
-    conv on (the sub-pixel conv, the anchor and the sum of the two: an 8-bit step there lands in every output
-    pixel; quantized, the span net's Set5 fell from 33.5 to 18.5 dB on one image)."""
+    """The nodes kept in float. The span net: its fixed bicubic anchor (the one grouped conv, on the raw image) and
+    the sum of the sub-pixel conv's output and the anchor (an 8-bit step on that sum lands in every output pixel;
+    quantized, the span net's Set5 fell from 33.5 to 18.5 dB on one image); every learned conv is int8 (with its
+    1x1 mixing and sub-pixel convs in float as well, sr-x4-int8 ran 1.6x fp32; int8, 0.02 dB lower on Set5).
+    Other nets (no anchor conv): the first conv and the output end from the second-to-last conv on."""
     import onnx
 
     nodes = onnx.load(str(model_path)).graph.node
     convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
     if len(convs) < 3:
         return []
+    anchors = [nodes[i].name for i in convs if any(a.name == "group" and a.i > 1 for a in nodes[i].attribute)]
+    if anchors:
+        return anchors + [n.name for n in nodes[convs[-1]:] if n.op_type in ("Add", "Sum")]
     tail = [n.name for n in nodes[convs[-2]:] if n.op_type in ("Conv", "Add", "Mul", "Sum")]
     return [nodes[convs[0]].name, *tail]
 

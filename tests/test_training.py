@@ -121,6 +121,26 @@ def test_shipped_onnx_loads_back_as_a_torch_net_for_fine_tuning(exported, image_
     assert training_summary(ck)["init_training"] == card["training"]  # the card says how the start was made
 
 
+def test_a_span_net_grows_into_more_blocks_as_the_same_function(image_dir, tmp_path):
+    """--init a span file with --blocks N above its own: the appended residual blocks start as the identity, so the
+    grown net computes what the file does; any other change of config is refused."""
+    small = nets.build("span", {"scale": 2, "channels": 8, "blocks": 2, "block": "res"})
+    torch.nn.init.normal_(small.up.weight, std=0.1)
+    big = nets.build("span", {"scale": 2, "channels": 8, "blocks": 4, "block": "res"})
+    nets.deepen(small, big)
+    x = torch.rand(2, 3, 13, 9)
+    with torch.no_grad():
+        assert torch.allclose(small(x), big(x), atol=1e-6)
+    for other in ({"blocks": 1}, {"channels": 16, "blocks": 4}):
+        with pytest.raises(ValueError, match="cannot grow"):
+            nets.deepen(small, nets.build("span", {"scale": 2, "channels": 8, "blocks": 2, "block": "res"} | other))
+    first = train(tiny(image_dir, tmp_path / "small", 2, arch="span", net={"channels": 8, "blocks": 2, "block": "res"}), progress=False)
+    train(tiny(image_dir, tmp_path / "grown", 2, arch="span", net={"channels": 8, "blocks": 3, "block": "res"}, init=str(first)), progress=False)
+    assert "grown from 2 to 3 blocks" in (tmp_path / "grown" / "train.log").read_text()
+    with pytest.raises(ValueError, match="holds span"):
+        train(tiny(image_dir, tmp_path / "wider", 2, arch="span", net={"channels": 16, "blocks": 3, "block": "res"}, init=str(first)), progress=False)
+
+
 def test_network_interpolation_blends_the_weights(exported, image_dir, tmp_path):
     from training.export import interpolate_weights
     from training.train_sr import load_ema

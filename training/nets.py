@@ -233,6 +233,24 @@ def config_dict(net: nn.Module) -> dict:
     return asdict(net.config)
 
 
+def deepen(src: nn.Module, dst: nn.Module) -> None:
+    """Load a trained span net with plain residual blocks into a deeper one of the same config: the blocks it has
+    keep their weights, the appended ones start as the identity (their second conv at zero), so ``dst`` computes
+    what ``src`` does and training goes on from there (function-preserving growth, as Net2Net's deeper nets).
+    Raises ValueError for any other pair of configs."""
+    a, b = config_dict(src), config_dict(dst)
+    if not (isinstance(src, SPAN) and isinstance(dst, SPAN) and a["block"] == "res" and b["blocks"] > a["blocks"]
+            and {**a, "blocks": b["blocks"]} == b):
+        raise ValueError(f"cannot grow {a} into {b}: only a span net of residual blocks into more blocks, all else equal")
+    missing, unexpected = dst.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("body.") for k in missing):
+        raise ValueError(f"unexpected weights when growing {a} into {b}: {unexpected or missing}")
+    with torch.no_grad():
+        for blk in dst.body[a["blocks"]:]:
+            blk.conv2.weight.zero_()
+            blk.conv2.bias.zero_()
+
+
 def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

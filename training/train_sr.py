@@ -85,10 +85,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
     run.track(net=net, ema=ema, opt=opt, sampler_rng=sampler.rng)
     if cfg.init and not (resume and run.ckpt_path.exists()):
         init_net, init_ck = load_ema(cfg.init)
-        if init_ck["arch"] != cfg.arch or init_ck["net_config"] != nets.config_dict(net):
+        if init_ck["arch"] == cfg.arch and init_ck["net_config"] == nets.config_dict(net):
+            net.load_state_dict(init_net.state_dict())
+        elif init_ck["arch"] == cfg.arch == "span" and {**init_ck["net_config"], "blocks": net.config.blocks} == nets.config_dict(net):
+            nets.deepen(init_net, net)  # more residual blocks: the new ones start as the identity
+            log.info("grown from %d to %d blocks (the new blocks start as the identity)", init_ck["net_config"]["blocks"], net.config.blocks)
+        else:
             raise ValueError(f"{cfg.init} holds {init_ck['arch']} {init_ck['net_config']}, not {cfg.arch} {nets.config_dict(net)}")
-        net.load_state_dict(init_net.state_dict())
-        ema.load_state_dict(init_net.state_dict())
+        ema.load_state_dict(net.state_dict())
         log.info("starting from the EMA weights of %s (step %d)", cfg.init, init_ck["step"])
     run.begin({"trainer": "sr", "train": asdict(cfg), "arch": cfg.arch, "net": nets.config_dict(net)}, resume)
     log.info(

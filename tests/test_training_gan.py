@@ -206,3 +206,10 @@ def test_cli_train_gan_and_h2l_and_resume(dirs, sr_ckpt, tmp_path):
     assert saved["train"]["steps"] == 4 and saved["train"]["lr"] == 1e-4 and saved["resumed_with"][0].endswith("--lr-d 2e-4")
     ck = torch.load(tmp_path / "h" / "ckpt.pt", weights_only=False)
     assert ck["step"] == 4 and ck["opt"]["param_groups"][0]["lr"] == 1e-4 and ck["opt_d"]["param_groups"][0]["lr"] == 2e-4
+    main(["resume", str(tmp_path / "h"), "--steps", "6", "--set", "w_gan=0.2", "--set", "hp_blur=5"])  # any scalar setting
+    saved = json.loads((tmp_path / "h" / "config.json").read_text())
+    assert saved["train"]["w_gan"] == 0.2 and saved["train"]["hp_blur"] == 5 and saved["resumed_with"][-1].endswith("hp_blur=5")
+    assert torch.load(tmp_path / "h" / "ckpt.pt", weights_only=False)["train_config"]["hp_blur"] == 5
+    for bad in ("nope=1", "hp_blur=wide", "hr_data=x", "w_gan"):
+        with pytest.raises(SystemExit, match="--set"):
+            main(["resume", str(tmp_path / "h"), "--set", bad])

@@ -83,6 +83,23 @@ def _trainer(kind: str):
     return TrainConfig, train
 
 
+def _setting(cfg: dict, item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``resume --set``: a scalar field of the run's config, VALUE read as its type."""
+    key, sep, text = item.partition("=")
+    if not sep or key not in cfg or isinstance(cfg[key], (list, dict)):
+        scalars = sorted(k for k, v in cfg.items() if not isinstance(v, (list, dict)))
+        raise SystemExit(f"--set {item!r}: give KEY=VALUE with KEY one of {', '.join(scalars)}")
+    old = cfg[key]
+    try:
+        if isinstance(old, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return key, text.lower() in ("true", "1")
+        return key, type(old)(text) if old is not None else text
+    except ValueError:
+        raise SystemExit(f"--set {item!r}: {key} is a {type(old).__name__}") from None
+
+
 def cmd_resume(args: argparse.Namespace) -> None:
     saved = json.loads((Path(args.run) / "config.json").read_text())
     cfg_cls, train = _trainer(saved.get("trainer", "sr"))
@@ -90,6 +107,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
     changed = {k: v for k, v in (("threads", args.threads), ("steps", args.steps), ("lr", args.lr), ("lr_d", args.lr_d)) if v is not None}
     if "lr_d" in changed and "lr_d" not in cfg:
         raise SystemExit("--lr-d applies to GAN runs only")
+    changed |= dict(_setting(cfg, item) for item in args.set)
     cfg |= changed
     if changed.keys() - {"threads"}:  # the run's config now says what the rest of it is trained with
         saved["train"] = cfg
@@ -300,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--steps", type=int, help="train to this many steps in all (extend or shorten the run)")
     r.add_argument("--lr", type=float, help="from here on, this learning rate (the generator's, for GAN runs)")
     r.add_argument("--lr-d", dest="lr_d", type=float, help="GAN runs: the discriminator's learning rate from here on")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="from here on, this value of a config field (e.g. --set w_cls=2); repeatable; recorded in config.json")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_resume)
 

@@ -78,7 +78,7 @@ def one_tile(tile_h: int, tile_w: int, scale: int) -> int:
 
 
 def tiles_ahead(tile_h: int, tile_w: int, scale: int, max_batch: int) -> int:
-    """How many tiles a request keeps queued ahead of its stitcher (app/upscaler.py): enough to fill two
+    """How many tiles a request keeps queued ahead of its stitcher (app/engine.py): enough to fill two
     batches, within AHEAD_BYTES."""
     return max(2, min(2 * max_batch, AHEAD_BYTES // one_tile(tile_h, tile_w, scale)))
 

@@ -17,9 +17,9 @@ from PIL import Image
 import degradations as degradation
 from app import budget, cpu, errors, imaging
 from app.config import Settings
+from app.engine import Result, tiled
 from app.model import Model
 from app.tiling import TilePlan
-from app.upscaler import Result, tiled
 
 STRENGTHS = tuple(degradation.PRESETS)
 

@@ -40,9 +40,9 @@ from tokenizers import Tokenizer
 from app import cpu, errors, imaging, metrics
 from app.batching import QueueFull
 from app.config import Settings
+from app.engine import tiled
 from app.model import Model
 from app.tiling import TilePlan
-from app.upscaler import tiled
 
 ENCODER_TASK, GENERATOR_TASK, STYLE_TASK = "text-encoder", "text-to-image", "style-encoder"
 DEFAULT_ARCH = "gan-int-cls"  # what a generator card without "arch" is

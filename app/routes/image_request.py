@@ -14,12 +14,12 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from app import errors, imaging, upload, upscaler
+from app import errors, imaging, upload
 from app.budget import Budget
 from app.config import Settings
+from app.engine import ClientGone, Result, admitted
 from app.model import Model
 from app.registry import Registry
-from app.upscaler import Result
 
 log = logging.getLogger("app")
 Options = TypeVar("Options", bound=BaseModel)
@@ -79,13 +79,13 @@ async def handle(request: Request, task: ImageTask, settings: Settings, registry
             data, form = await upload.read_with_deadline(request, settings.max_body_bytes, settings.body_timeout_s)
             opts = parse_options(task.options, query, form)
             model, *others = task.models(registry, opts)
-            async with upscaler.admitted([model, *others], settings):  # 503 at once when a model is saturated
+            async with admitted([model, *others], settings):  # 503 at once when a model is saturated
                 result = await task.work(settings, registry, opts, model, data, request.is_disconnected)
     except errors.ApiError as e:
         if e.status != 408:
             await upload.discard_body(request, settings.max_body_bytes)  # lets the client read the error
         raise
-    except upscaler.ClientGone:
+    except ClientGone:
         log.info("client went away during /%s; its remaining tiles were dropped", task.name)
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it, metrics do
     out = {**answer_headers(task, opts, model, result), "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}"}

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app import errors, upload
+from app.engine import PROGRESS, admitted
 from app.jobs import Job
 from app.routes.degrade import DEGRADE
 from app.routes.deps import BudgetDep, JobsDep, RegistryDep, SettingsDep
@@ -17,7 +18,6 @@ from app.routes.image_request import ImageTask, answer_headers, parse_options, q
 from app.routes.openapi import COMMON_HEADERS, IMAGE_ERRORS, IMAGE_TYPES, ErrorDetail, image_operation
 from app.routes.openapi import errors as errors_doc
 from app.routes.upscale import UPSCALE, UpscaleOptions
-from app.upscaler import PROGRESS, admitted
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 TASKS: dict[str, ImageTask] = {t.name: t for t in (UPSCALE, DEGRADE)}

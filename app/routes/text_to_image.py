@@ -17,10 +17,10 @@ from starlette.datastructures import UploadFile
 from app import cpu, errors, imaging, upload
 from app import text_to_image as t2i
 from app.config import Settings
+from app.engine import admitted
 from app.model import Model
 from app.routes.deps import PromptCacheDep, RegistryDep, SettingsDep
 from app.routes.openapi import errors as errors_doc
-from app.upscaler import admitted
 
 router = APIRouter(tags=["text-to-image"])
 MAX_BODY = 3 * 1024 * 1024  # a prompt is at most 300 characters; a style image (base64 in JSON) at most 2 MiB

@@ -10,6 +10,7 @@ The seed fixes every random choice (pipeline draws, noise vector): same seed + s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -40,11 +41,23 @@ def _to_uint8(image: imaging.Decoded) -> np.ndarray:
     return image.pixels
 
 
+@dataclass(frozen=True)
+class Degradation:
+    """What a /degrade request asks for."""
+
+    method: str  # pipeline | learned
+    scale: int  # the output is 1/scale of the input on each side
+    seed: int  # fixes every random choice
+    strength: str = "medium"  # the pipeline's preset
+    format: str | None = None  # output format; None: the input's family
+    quality: int = 90  # JPEG/WebP quality
+
+
 async def run(
-    method: str, model: Model, data: bytes, scale: int, seed: int, strength: str, fmt: str | None, quality: int,
-    settings: Settings, is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+    model: Model, data: bytes, ask: Degradation, settings: Settings, is_disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> Result:
     """``model`` is the pipeline worker for method=pipeline, else the learned degradation model."""
+    scale, seed = ask.scale, ask.seed
     image = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side, admit=True)
     w, h = image.size
     out_size = (w // scale, h // scale)
@@ -52,17 +65,17 @@ async def run(
         raise errors.unprocessable(f"a {w}x{h} image is too small to degrade by {scale}: the output would be empty")
     # The input, its uint8 copy, and the pipeline's float32 working copies (blur, noise: a few at a time).
     budget.need(budget.image_bytes(w, h, 1, image.pixels.itemsize, 2 * len(data)) + 48 * w * h)
-    fmt = image.output_format(fmt, out_size)
+    fmt = image.output_format(ask.format, out_size)
     pixels = _to_uint8(image)
-    if method == "pipeline":
-        params = np.array([seed, scale, STRENGTHS.index(strength)], np.int64)
+    if ask.method == "pipeline":
+        params = np.array([seed, scale, STRENGTHS.index(ask.strength)], np.int64)
         [future] = model.batcher.submit([(pixels, params)])
         out = await future
     else:
         out = await learned(model, pixels, scale, seed, settings, is_disconnected)
     out = out[: out_size[1], : out_size[0]]
     alpha = None if image.alpha is None else await cpu.run(imaging.resize_alpha, image.alpha, out_size)
-    body, media_type = await cpu.run(imaging.encode, out, alpha, image.gray, fmt, quality, None, None, settings.png_compress_level)
+    body, media_type = await cpu.run(imaging.encode, out, alpha, image.gray, fmt, ask.quality, None, None, settings.png_compress_level)
     return Result(body, media_type, (w, h), out_size, image.frames)
 
 

@@ -48,8 +48,8 @@ def _pick(registry: Registry, o: DegradeOptions) -> Model:
 
 DEGRADE = ImageTask(
     "degrade", DegradeOptions, pick=_pick,
-    work=lambda settings, registry, o, m, data, gone: degrader.run(
-        o.method, m, data, o.scale, o.seed, o.strength or "medium", o.format, o.quality, settings, gone),
+    work=lambda settings, registry, o, m, data, gone: degrader.run(m, data, degrader.Degradation(
+        o.method, o.scale, o.seed, o.strength or "medium", o.format, o.quality), settings, gone),
     headers=lambda o, m: {"X-Model": m.name, "X-Method": o.method, "X-Scale": str(o.scale), "X-Seed": str(o.seed)},
 )
 

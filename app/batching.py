@@ -125,8 +125,13 @@ class Batcher:
         return sum(not it.future.done() for it in self._items)
 
     def _measure(self, batch: np.ndarray, seconds: float) -> None:
-        if batch.ndim == 4 and seconds > 0:  # image tiles (N, C, H, W)
-            rate = batch.shape[0] * batch.shape[2] * batch.shape[3] / seconds * self.workers
+        if batch.ndim == 4:  # image tiles (N, C, H, W)
+            self.record_speed(batch.shape[0] * batch.shape[2] * batch.shape[3], seconds)
+
+    def record_speed(self, pixels: int, seconds: float) -> None:
+        """One model call's input pixels and time, into the measured speed (the warm-up gives the first)."""
+        if seconds > 0:
+            rate = pixels / seconds * self.workers
             self.pixels_per_s = rate if not self.pixels_per_s else 0.8 * self.pixels_per_s + 0.2 * rate
 
     # -- worker --------------------------------------------------------------------------------------------

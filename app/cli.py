@@ -60,7 +60,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output folder (the input folders' layout is kept); default: beside each input, "
                                           "with --suffix")
     p.add_argument("-s", "--scale", type=_scale, default=None, help="any factor from 1 to 8 (default: the model's, else 4)")
-    p.add_argument("-m", "--model", help="model name (default: sr-x2 for scales up to 2, sr-x4 above)")
+    p.add_argument("-m", "--model", help="model name (default: sr-x2 for scales up to 2, sr-x4 above; on a CPU their "
+                                          "-int8 variants, as the service serves them)")
+    p.add_argument("--mode", choices=("faithful", "crisp"), help="instead of --model, for real photos (JPEG artefacts, "
+                                                                 "noise, blur): faithful = real-xN-l1, crisp = real-xN")
     p.add_argument("--faces", action="store_true", help="also upscale faces with the face model (face-x4)")
     p.add_argument("-f", "--format", choices=("png", "jpeg", "webp", "tiff"), help="output format (default: the input's family)")
     p.add_argument("-q", "--quality", type=int, default=90, choices=range(1, 101), metavar="1-100", help="JPEG/WebP quality")
@@ -153,6 +156,8 @@ class LocalEngine:
 
         if self.args.model:
             names = {self.args.model, *(f"{self.args.model}-{v}" for v in ("fp16", "int8"))}
+        elif self.args.mode:
+            names = {f"real-x{s}{'-l1' if self.args.mode == 'faithful' else ''}" for s in scales_for(self.args.scale)}
         else:
             names = {n for s in scales_for(self.args.scale) for n in default_upscalers(s)}
         return names | ({self.settings.face_model} if self.args.faces else set())
@@ -162,7 +167,7 @@ class LocalEngine:
 
         self.registry = Registry(self.settings)
         await asyncio.to_thread(self.registry.load, self.needed())
-        self.model = self.registry.upscaler(self.args.model, self.args.scale)  # ApiError when missing: reported by main
+        self.model = self.registry.upscaler(self.args.model, self.args.scale, self.args.mode)  # ApiError when missing
         self.face_model = self.registry.face_model() if self.args.faces else None
         self.registry.start()
         return self
@@ -195,7 +200,8 @@ class RemoteEngine:
 
     async def upscale(self, data: bytes, fmt: str) -> bytes:
         a = self.args
-        r = await self.client.upscale(data, scale=a.scale, model=a.model, faces=a.faces, format=fmt, quality=a.quality)
+        r = await self.client.upscale(data, scale=a.scale, model=a.model, faces=a.faces, format=fmt, quality=a.quality,
+                                      mode=a.mode)
         return r.content
 
 
@@ -239,7 +245,10 @@ async def process(jobs: list[Job], engine: LocalEngine | RemoteEngine, args: arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.model and args.mode:
+        p.error("give --model or --mode, not both")
     if args.server and args.tile:
         print("note: --tile applies in-process; the server tiles with its own GAN_TILE_SIZE", file=sys.stderr)
     files, missing = collect(args.inputs, args.recursive)

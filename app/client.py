@@ -102,6 +102,9 @@ class ImageResult:
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names, as httpx gives them
 
+    def __repr__(self) -> str:
+        return f"ImageResult({self.media_type}, {len(self.content)} bytes, model={self.headers.get('x-model')})"
+
     def image(self) -> Image.Image:
         return Image.open(io.BytesIO(self.content))
 
@@ -159,8 +162,8 @@ class _Base:
 
     @staticmethod
     def _upscale(image: ImageInput, scale: float | None, model: str | None, faces: bool, format: str | None,
-                 quality: int | None) -> tuple[str, dict]:
-        params = _params(scale=scale, model=model, faces=faces or None, format=format, quality=quality)
+                 quality: int | None, mode: str | None = None) -> tuple[str, dict]:
+        params = _params(scale=scale, model=model, mode=mode, faces=faces or None, format=format, quality=quality)
         return "/upscale", {"content": _image_bytes(image), "params": params}
 
     @staticmethod
@@ -217,8 +220,10 @@ class Client(_Base):
             waited, attempt = waited + delay, attempt + 1
 
     def upscale(self, image: ImageInput, scale: float | None = None, model: str | None = None, faces: bool = False,
-                format: str | None = None, quality: int | None = None) -> ImageResult:
-        path, req = self._upscale(image, scale, model, faces, format, quality)
+                format: str | None = None, quality: int | None = None, mode: str | None = None) -> ImageResult:
+        """``model`` by name, or ``mode`` "faithful" / "crisp" for real photos (the restoration models), or neither
+        (the default upscaler for the scale)."""
+        path, req = self._upscale(image, scale, model, faces, format, quality, mode)
         return _result(self._post(path, **req))
 
     def degrade(self, image: ImageInput, scale: int | None = None, method: str | None = None, seed: int | None = None,
@@ -271,8 +276,8 @@ class AsyncClient(_Base):
             waited, attempt = waited + delay, attempt + 1
 
     async def upscale(self, image: ImageInput, scale: float | None = None, model: str | None = None, faces: bool = False,
-                      format: str | None = None, quality: int | None = None) -> ImageResult:
-        path, req = self._upscale(image, scale, model, faces, format, quality)
+                      format: str | None = None, quality: int | None = None, mode: str | None = None) -> ImageResult:
+        path, req = self._upscale(image, scale, model, faces, format, quality, mode)
         return _result(await self._post(path, **req))
 
     async def degrade(self, image: ImageInput, scale: int | None = None, method: str | None = None, seed: int | None = None,

@@ -83,20 +83,23 @@ def count_frames(im: Image.Image) -> int:
     return n
 
 
-def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
+def open_checked(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Image.Image:
+    """The image's header, read and checked against the limits (4xx errors); no pixel is decoded yet.
+
+    Cheap enough to run before accepting work for later (POST /v1/jobs)."""
     if not data:
-        raise errors.bad_request("the request has no image: the body (or the multipart field 'image') is empty")
+        raise errors.bad_request("no image: the body (or the multipart field 'image') is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Only our formats' parsers see the bytes; Pillow's bomb check (its limit set above ours, in
             # app.main) refuses absurd sizes before we even look.
             im = Image.open(io.BytesIO(data), formats=OPENERS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise errors.too_large(f"image is far over the pixel limit: {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise errors.too_large(f"image is far over the limit of {max_pixels} pixels (GAN_MAX_INPUT_PIXELS)") from None
     except UnidentifiedImageError:
         raise errors.unsupported_media(
-            "the body is not an image in a supported format (PNG, JPEG, WebP, BMP, TIFF, GIF)"
+            "not an image in a supported format (PNG, JPEG, WebP, BMP, TIFF, GIF)"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise errors.bad_request(f"could not read the image header: {e}") from None
@@ -111,7 +114,12 @@ def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
         )
     if max(w, h) > max_side:
         raise errors.too_large(f"image is {w}x{h}; the limit is {max_side} pixels a side (GAN_MAX_INPUT_SIDE)")
-    fmt = im.format
+    return im
+
+
+def decode(data: bytes, max_pixels: int, max_side: int = 1 << 31) -> Decoded:
+    im = open_checked(data, max_pixels, max_side)
+    fmt = str(im.format)  # one of INPUT_FORMATS
     deep = _sixteen_bit_colour(im)  # before anything loads the pixels (reading a PNG's EXIF does)
     icc, exif, orientation = _metadata(im)
     if deep:

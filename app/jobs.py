@@ -53,12 +53,16 @@ class Job:
         elapsed = time.time() - self.started
         return round(elapsed / self.tiles_done * (self.tiles_total - self.tiles_done), 1)
 
+    def fraction(self) -> float:
+        if self.status == "done":
+            return 1.0  # also for work that reports no tiles (a degradation)
+        return round(self.tiles_done / self.tiles_total, 4) if self.tiles_total else 0.0
+
     def describe(self) -> dict:
         body = {
             "id": self.id, "task": self.task, "status": self.status, "created": self.created, "started": self.started,
             "finished": self.finished,
-            "progress": {"tiles_done": self.tiles_done, "tiles_total": self.tiles_total,
-                         "fraction": round(self.tiles_done / self.tiles_total, 4) if self.tiles_total else 0.0},
+            "progress": {"tiles_done": self.tiles_done, "tiles_total": self.tiles_total, "fraction": self.fraction()},
             "eta_s": self.eta_s(), "error": self.error,
         }
         if self.status == "done":
@@ -152,9 +156,13 @@ class JobStore:
         return job
 
     def result(self, job: Job) -> bytes:
+        """The result; a failed job answers its own error (as the route would have), an unfinished one 409."""
+        if job.status == "failed" and job.error is not None:
+            raise errors.ApiError(job.error["status"], job.error["code"], f"job {job.id} failed: {job.error['message']}")
+        if job.status == "cancelled":
+            raise errors.ApiError(409, "cancelled", f"job {job.id} was cancelled; it has no result")
         if job.status != "done":
-            why = f": {job.error['message']}" if job.error else ""
-            raise errors.ApiError(409, "not_ready", f"job {job.id} is {job.status}{why}", {"Retry-After": str(self.retry_after_s)})
+            raise errors.ApiError(409, "not_ready", f"job {job.id} is {job.status}", {"Retry-After": str(self.retry_after_s)})
         return job.result if job.result is not None else job.result_path.read_bytes()  # type: ignore[union-attr]
 
     async def cancel(self, job: Job) -> None:

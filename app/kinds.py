@@ -11,6 +11,7 @@ its kind; it matches no task names itself. A new kind of model is one class here
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -77,12 +78,19 @@ class ImageKind(Kind):
         return tile_size, 64
 
     def warmup(self, model: Model, settings: Settings) -> None:
+        """Initialise the session, then time one more run: the model's speed is known before its first request,
+        so that request is refused at once (413 use_jobs) if it cannot end before its deadline."""
         tile, small = self.tiles(model, settings.tile_size)
         if model.net.device == "cpu":  # shapes vary (whole images): one small run initialises the session
             model.net.warmup(1, min(tile, small))
-            return
-        for batch in sorted({1, model.batcher.max_batch}):  # the tile shapes seen alone and under load
-            model.net.warmup(batch, tile)
+            timed = 1, min(tile, 2 * small)
+        else:
+            for batch in sorted({1, model.batcher.max_batch}):  # the tile shapes seen alone and under load
+                model.net.warmup(batch, tile)
+            timed = model.batcher.max_batch, tile
+        t0 = time.perf_counter()
+        model.net.warmup(*timed)
+        model.batcher.record_speed(timed[0] * timed[1] ** 2, time.perf_counter() - t0)
 
 
 class Upscaler(ImageKind):

@@ -72,7 +72,8 @@ class Registry:
                 batcher = Batcher(name, session.run, batch, s.max_wait_ms, s.max_queue, s.model_workers)
                 self.models[name] = Model(name, card, session, batcher, tokenizer)
                 metrics.PROVIDER.labels(name, session.provider).set(1)
-                log.info("loaded %s (%s, x%s) on %s", name, card.get("task"), card.get("scale"), session.provider)
+                scale = f", x{card['scale']}" if card.get("scale") else ""
+                log.info("loaded %s (%s%s) on %s", name, card.get("task"), scale, session.provider)
             except Exception as e:  # one broken model must not take the others down
                 self.failed[name] = str(e)
                 log.error("could not load model %s: %s", name, e)

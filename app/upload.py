@@ -11,17 +11,17 @@ from app import errors
 DISCARD_TIMEOUT_S = 5.0
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int, limit_name: str = "GAN_MAX_BODY_BYTES") -> bytes:
     """The whole body, refusing it (413) as soon as it passes max_bytes, Content-Length or not."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise errors.too_large(f"body is {declared} bytes; the limit is {max_bytes} bytes (GAN_MAX_BODY_BYTES)")
+        raise errors.too_large(f"body is {declared} bytes; the limit is {max_bytes} bytes ({limit_name})")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
-                raise errors.too_large(f"body is over the limit of {max_bytes} bytes (GAN_MAX_BODY_BYTES)")
+                raise errors.too_large(f"body is over the limit of {max_bytes} bytes ({limit_name})")
             chunks.append(chunk)
     except ClientDisconnect:
         raise errors.bad_request("the client closed the connection before the body was complete") from None

@@ -6,9 +6,11 @@ import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -188,3 +190,11 @@ def train_alone_and_under_torchrun(args: list[str], tmp_path: Path) -> tuple[Pat
                           *args, "--run-dir", str(tmp_path / "two")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     return tmp_path / "one", tmp_path / "two"
+
+
+def png_declaring(w: int, h: int) -> bytes:
+    """A PNG whose header declares w x h but that carries almost no data (a decompression-bomb shape)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from app import cli
-from tests.helpers import photo
+from tests.helpers import photo, write_nearest_model
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -101,6 +101,19 @@ def test_missing_inputs_and_missing_models_are_reported(models, tmp_path, capsys
     assert "unknown model 'face-x4'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([str(tmp_path / "a.png"), "--scale", "9"])
+
+
+def test_mode_picks_the_real_photo_model_in_process(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    write_nearest_model(models, "real-x4-l1", 4)
+    Image.fromarray(photo(8, 6)).save(tmp_path / "a.png")
+    assert run(str(tmp_path / "a.png"), "--mode", "faithful", "-o", str(tmp_path / "out"), "--models-dir", str(models)) == 0
+    assert Image.open(tmp_path / "out" / "a.png").size == (32, 24)
+    assert run(str(tmp_path / "a.png"), "--mode", "crisp", "-o", str(tmp_path / "out2"), "--models-dir", str(models)) == 2
+    assert "real-x4" in capsys.readouterr().err  # crisp is real-x4, not in this folder
+    with pytest.raises(SystemExit):
+        cli.main([str(tmp_path / "a.png"), "--model", "sr-x4", "--mode", "crisp"])
 
 
 def test_server_mode(test_server, mixed, tmp_path, capsys):

@@ -37,6 +37,8 @@ def test_errors_are_typed_from_the_json_body(test_server):
             c.upscale(b"plain text")
         with pytest.raises(NotFound, match="unknown model 'nope'"):
             c.upscale(png_bytes(Image.new("RGB", (8, 8))), model="nope")
+        with pytest.raises(InvalidParameters, match="mode=faithful needs a real-photo model"):  # mode reaches the server
+            c.upscale(png_bytes(Image.new("RGB", (8, 8))), mode="faithful")
 
 
 def test_async_client(test_server):

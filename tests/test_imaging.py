@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from PIL import Image
 from app import imaging
 from app.config import Settings
 from app.errors import ApiError
-from tests.helpers import encoded, photo, png_bytes
+from tests.helpers import encoded, photo, png_bytes, png_declaring
 
 LIMIT = 10_000_000
 
@@ -163,14 +161,6 @@ def test_truncated_jpeg_is_400():
     assert status_of(data[: len(data) // 3]) == 400
 
 
-def _png_declaring(w: int, h: int) -> bytes:
-    """A PNG whose header declares w x h but that carries almost no data (a decompression-bomb shape)."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
-
-
 def _multiframe(fmt: str) -> bytes:
     frames = [Image.fromarray(photo(40, 30, seed=i)) for i in range(3)]
     buf = io.BytesIO()
@@ -190,7 +180,7 @@ def test_truncated_multiframe_files_are_4xx_at_every_length(fmt):
 
 def test_huge_declared_size_is_413_before_decoding():
     with pytest.raises(ApiError) as e:
-        imaging.decode(_png_declaring(100_000, 100_000), LIMIT)
+        imaging.decode(png_declaring(100_000, 100_000), LIMIT)
     assert e.value.status == 413 and str(LIMIT) in e.value.message
 
 

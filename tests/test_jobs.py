@@ -12,7 +12,7 @@ from PIL import Image
 from app.config import Settings
 from app.main import create_app
 from app.tiling import TilePlan
-from tests.helpers import metric_value, photo, png_bytes, write_nearest_model, write_slow_model
+from tests.helpers import metric_value, photo, png_bytes, png_declaring, write_nearest_model, write_slow_model
 
 SMALL = png_bytes(Image.fromarray(photo(40, 30)))
 BIG = png_bytes(Image.fromarray(photo(320, 320)))
@@ -75,12 +75,27 @@ def test_options_are_checked_at_submission(models):
         assert Image.open(io.BytesIO(c.get(done["result"]["url"]).content)).size == (20, 15)
 
 
-def test_a_bad_image_fails_the_job_with_the_error_it_would_have_had(models):
+def test_what_is_not_an_image_is_refused_at_submission_and_a_failed_job_answers_its_error(models):
     with app_with(models) as c:
-        job = c.post("/v1/jobs", content=b"not an image").json()
+        assert c.post("/v1/jobs", content=b"").status_code == 400  # the header is read before the 202
+        assert c.post("/v1/jobs", content=b"not an image").status_code == 415
+        r = c.post("/v1/jobs", content=png_declaring(50000, 50000))
+        assert r.status_code == 413 and "GAN_MAX_INPUT_PIXELS" in r.json()["error"]["message"]
+        truncated = BIG[: len(BIG) // 2]  # a good header, then the data stops: found only when decoding
+        job = c.post("/v1/jobs", content=truncated).json()
         failed = wait_until(c, job["id"], "failed")
-        assert failed["error"] == {"status": 415, "code": "unsupported_media_type", "message": failed["error"]["message"]}
-        assert c.get(f"/v1/jobs/{job['id']}/result").status_code == 409
+        assert failed["error"] == {"status": 400, "code": "bad_request", "message": failed["error"]["message"]}
+        res = c.get(f"/v1/jobs/{job['id']}/result")  # its error, not "not ready": a poller stops here
+        assert res.status_code == 400 and res.json()["error"]["code"] == "bad_request" and "retry-after" not in res.headers
+
+
+def test_a_job_done_in_one_piece_reports_full_progress_and_its_time(models):
+    with app_with(models) as c:
+        job = c.post("/v1/jobs?task=degrade&scale=2&seed=3", content=SMALL).json()
+        assert job["progress"] == {"tiles_done": 0, "tiles_total": 0, "fraction": 0.0}
+        done = wait_until(c, job["id"], "done")
+        assert done["progress"]["fraction"] == 1.0
+        assert float(c.get(done["result"]["url"]).headers["x-processing-time-ms"]) > 0
 
 
 def test_cancel_stops_the_work_and_forgets_the_job(models):
@@ -109,8 +124,7 @@ def test_the_store_is_bounded_and_results_spill_to_disk_and_expire(models, tmp_p
 
 
 def test_the_sync_route_refuses_at_once_what_cannot_finish_before_its_deadline(models):
-    with app_with(models, request_timeout_s=3.0) as c:
-        assert c.post("/upscale?model=slow-x2", content=SMALL).status_code == 200  # measures the model's speed
+    with app_with(models, request_timeout_s=3.0) as c:  # the warm-up measured the model's speed: the first request
         huge = png_bytes(Image.fromarray(photo(1200, 1200)))
         t0 = time.time()
         r = c.post("/upscale?model=slow-x2", content=huge)

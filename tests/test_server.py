@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import encoded, photo, png_bytes, write_nearest_model
+from tests.helpers import encoded, photo, png_bytes, png_declaring, write_nearest_model
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,6 @@ def test_metrics_count_requests_and_batches(client):
 
 
 def _hostile_corpus() -> dict[str, bytes]:
-    from tests.test_imaging import _png_declaring
 
     ok = png_bytes(Image.fromarray(photo(64, 64)))
     jpg = encoded(Image.fromarray(photo(64, 64)), "JPEG")
@@ -155,7 +154,7 @@ def _hostile_corpus() -> dict[str, bytes]:
         "html": b"<html><body>hello</body></html>",
         "1x1": png_bytes(Image.new("RGB", (1, 1), "red")),
         "1x100000": png_bytes(Image.new("L", (100_000, 1), 128)),
-        "huge declared size": _png_declaring(1_000_000, 1_000_000),
+        "huge declared size": png_declaring(1_000_000, 1_000_000),
         "cmyk jpeg": encoded(Image.fromarray(photo(16, 16)).convert("CMYK"), "JPEG"),
         "16-bit png": png_bytes(Image.fromarray(np.full((8, 8), 40000, np.uint16))),
         "palette with transparency": png_bytes(pal, transparency=0),

@@ -124,6 +124,9 @@ def test_style_image_sets_the_noise_by_file_or_base64(client):
     assert by_json.content == by_file.content
     other_seed = client.post("/text-to-image", json={"prompt": PROMPT, "seed": 99, "style_image": base64.b64encode(png(style)).decode()})
     assert other_seed.content == by_file.content  # the style image, not the seed, gives the noise
+    assert "x-seed" not in by_json.headers and "x-seed" not in by_file.headers  # so no seed is reported
+    data_url = client.post("/text-to-image", json={"prompt": PROMPT, "style_image": "data:image/png;base64," + base64.b64encode(png(style)).decode()})
+    assert data_url.content == by_file.content  # a browser's FileReader.readAsDataURL() works as it is
     lap = client.post("/text-to-image", json={"prompt": PROMPT, "generator": "lapgan", "n": 2, "seed": 1, "vary": "detail",
                                               "style_image": base64.b64encode(png(style)).decode()})
     assert lap.status_code == 200 and lap.headers["x-style-encoder"] == "style-t2i-lap-test64"
@@ -148,8 +151,11 @@ def test_form_fields_are_validated_like_json(client):
     ({"generator": "stylegan"}, 422, "invalid_parameters", "generator"),
     ({"detail_seed": -1, "generator": "lapgan"}, 422, "invalid_parameters", "detail_seed"),
     ({"style_image": "not base64!"}, 422, "invalid_parameters", "base64"),
-    ({"style_image": base64.b64encode(b"not an image").decode()}, 415, "unsupported_media_type", "not an image"),
-    ({"style_image": "", "n": 1}, 400, "bad_request", "no image"),
+    ({"style_image": base64.b64encode(b"not an image").decode()}, 415, "unsupported_media_type", "style_image: not an image"),
+    ({"style_image": "", "n": 1}, 422, "invalid_parameters", "style_image: empty"),
+    ({"style_image": "data:image/png,abc"}, 422, "invalid_parameters", "data URL must be base64"),
+    ({"seed": 2**63 - 2, "n": 3}, 422, "invalid_parameters", "seed + n - 1"),
+    ({"seed": 2**63 - 2, "n": 2}, 200, "", ""),  # the last seed, 2**63 - 1, can be sent back
     ({"style_image": "__PNG__", "n": 2}, 422, "invalid_parameters", "n = 1"),
 ])
 def test_bad_level_and_style_options_are_clear_4xx(client, body, status, code, words):
@@ -157,6 +163,8 @@ def test_bad_level_and_style_options_are_clear_4xx(client, body, status, code, w
         body["style_image"] = base64.b64encode(png(np.zeros((8, 8, 3), np.uint8))).decode()
     r = client.post("/text-to-image", json={"prompt": PROMPT, **body})
     assert r.status_code == status, r.text
+    if status == 200:
+        return
     err = error_of(r)
     assert err["code"] == code and words in err["message"], err
 

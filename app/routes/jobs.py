@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from app import errors, upload
+from app import cpu, errors, imaging, upload
 from app.engine import PROGRESS, admitted
 from app.jobs import Job
 from app.routes.degrade import DEGRADE
@@ -28,6 +28,12 @@ class JobError(ErrorDetail):
     status: int = Field(description="the HTTP status the synchronous route would have answered")
 
 
+class Progress(BaseModel):
+    tiles_done: int
+    tiles_total: int = Field(description="0 for work done in one piece (a degradation)")
+    fraction: float = Field(description="0..1; 1 when the job is done")
+
+
 class JobView(BaseModel):
     """A job as GET /v1/jobs/{id} answers it."""
 
@@ -37,7 +43,7 @@ class JobView(BaseModel):
     created: float
     started: float | None
     finished: float | None
-    progress: dict[str, float] = Field(description="tiles_done, tiles_total, fraction")
+    progress: Progress
     eta_s: float | None = Field(description="seconds left at the speed so far (while running)")
     error: JobError | None = Field(description="a failed job's error")
     result: dict | None = Field(None, description="when done: url, media_type, bytes")
@@ -71,6 +77,8 @@ async def submit(request: Request, settings: SettingsDep, registry: RegistryDep,
         raise
     opts = parse_options(spec.options, query_options(request, spec), form)
     models = spec.models(registry, opts)  # an unknown model or a bad combination: 404/422 now, not in the job
+    # no image, not an image, or over the pixel limits: 400/413/415 now, from the header alone
+    await cpu.run(imaging.open_checked, data, settings.max_input_pixels, settings.max_input_side)
 
     async def work(job: Job) -> tuple[bytes, str, dict[str, str]]:
         PROGRESS.set(job.progress)
@@ -96,14 +104,15 @@ async def status(store: JobsDep, job_id: str = JOB_ID) -> dict:
     return store.get(job_id).describe()
 
 
-@router.get("/{job_id}/result", summary="The finished job's image (409 until it is done)",
+@router.get("/{job_id}/result", summary="The finished job's image (409 until it is done; a failed job's own error)",
             responses={200: {"description": "the image, with the headers of the route's answer",
                              "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}},
                        **errors_doc(401, 404, 409, 422)})
 async def result(store: JobsDep, job_id: str = JOB_ID) -> Response:
     job = store.get(job_id)
     body = await asyncio.to_thread(store.result, job)
-    return Response(body, media_type=job.media_type, headers=job.headers)
+    took = {"X-Processing-Time-Ms": f"{(job.finished - job.started) * 1000:.1f}"} if job.finished and job.started else {}
+    return Response(body, media_type=job.media_type, headers={**job.headers, **took})
 
 
 @router.delete("/{job_id}", summary="Cancel a job (its queued tiles are dropped) and delete it with its result",

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from app import cpu, errors, imaging, upload
@@ -24,6 +24,7 @@ from app.routes.openapi import errors as errors_doc
 
 router = APIRouter(tags=["text-to-image"])
 MAX_BODY = 3 * 1024 * 1024  # a prompt is at most 300 characters; a style image (base64 in JSON) at most 2 MiB
+LIMIT_NAME = "for /text-to-image: a prompt and a style image of at most 2 MiB, or GAN_MAX_BODY_BYTES if lower"
 MAX_STYLE_BYTES = 2 * 1024 * 1024
 INT_FIELDS = ("n", "seed", "detail_seed", "size", "quality")  # multipart fields arrive as text
 EXAMPLE: dict[str, Any] = {"prompt": "this flower has bright yellow petals and a dark center", "n": 1, "seed": 42, "size": 256, "format": "png"}
@@ -52,6 +53,14 @@ class TextToImageRequest(BaseModel):
     style_image: str | None = Field(None, max_length=MAX_STYLE_BYTES * 4 // 3 + 4, description=(
         "base64 PNG/JPEG/WebP (at most 2 MiB; or a file field in a multipart form): its pose, layout and background "
         "(the style encoder's noise for it replaces the seed's), the prompt's content. Centre-cropped to a square"))
+
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> TextToImageRequest:
+        for name in ("seed", "detail_seed"):  # image i uses seed + i: every one must be a seed that can be sent back
+            value = getattr(self, name)
+            if value is not None and value + self.n - 1 >= 2**63:
+                raise ValueError(f"{name} + n - 1 must be below 2**63 (image i of n uses {name} + i)")
+        return self
 
 
 def _request_body() -> dict:
@@ -82,7 +91,7 @@ async def parse(request: Request, settings: Settings) -> tuple[TextToImageReques
     if ctype != "application/json" and not ctype.endswith("+json"):
         await upload.discard_body(request, limit)
         raise errors.unsupported_media(f"send a JSON body with Content-Type: application/json, or a multipart form (got '{ctype or 'none'}')")
-    body = await upload.read_body(request, limit)
+    body = await upload.read_body(request, limit, LIMIT_NAME)
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -94,15 +103,22 @@ async def parse(request: Request, settings: Settings) -> tuple[TextToImageReques
     req = _validate(raw)
     if req.style_image is None:
         return req, None
+    encoded = req.style_image.strip()
+    if encoded.startswith("data:"):  # a data URL, as a browser's FileReader gives: data:image/png;base64,....
+        head, _, encoded = encoded.partition(",")
+        if not head.endswith(";base64"):
+            raise errors.unprocessable("style_image: a data URL must be base64 (data:image/png;base64,...)")
     try:
-        style = base64.b64decode(req.style_image, validate=True)
+        style = base64.b64decode(encoded, validate=True)
     except ValueError:
         raise errors.unprocessable("style_image: not valid base64") from None
+    if not style:
+        raise errors.unprocessable("style_image: empty; send the image's bytes in base64, or leave the field out")
     return req, style
 
 
 async def _parse_form(request: Request, limit: int) -> tuple[TextToImageRequest, bytes | None]:
-    form = await upload.parse_form(request, await upload.read_body(request, limit), max_files=1, max_fields=16)
+    form = await upload.parse_form(request, await upload.read_body(request, limit, LIMIT_NAME), max_files=1, max_fields=16)
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     for k in INT_FIELDS:  # numbers arrive as text; anything else stays text and fails validation, naming the field
         if isinstance(fields.get(k), str) and fields[k].strip().isdigit():
@@ -142,7 +158,10 @@ def _check(req: TextToImageRequest, generator: Model, levels: list[int], style: 
 
 
 async def _style_pixels(data: bytes, settings: Settings) -> np.ndarray:
-    decoded = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
+    try:
+        decoded = await cpu.run(imaging.decode, data, settings.max_input_pixels, settings.max_input_side)
+    except errors.ApiError as e:  # name the field: the body itself was fine
+        raise errors.ApiError(e.status, e.code, f"style_image: {e.message}", e.headers) from None
     return t2i.style_input(decoded.pixels)
 
 
@@ -170,9 +189,11 @@ async def text_to_image(request: Request, settings: SettingsDep, registry: Regis
                   req.quality, await _style_pixels(style_bytes, settings) if style_bytes is not None else None)
     async with admitted([generator, *([upscaler] if upscaler else []), *([style] if style else [])], settings):
         out = await t2i.generate(generator, encoder, upscaler, style, ask, cache, settings)
-    headers = {"X-Model": generator.name, "X-Text-Encoder": encoder.name, "X-Seed": str(seed), "X-Size": str(out.size),
+    headers = {"X-Model": generator.name, "X-Text-Encoder": encoder.name, "X-Size": str(out.size),
                "X-Prompt-Cache": "hit" if out.cached else "miss",
                "X-Processing-Time-Ms": f"{(time.perf_counter() - t0) * 1000:.1f}"}
+    if style is None:  # with a style image, the style encoder's noise replaces the seed's
+        headers["X-Seed"] = str(seed)
     if levels:
         headers["X-Detail-Seed"] = str(ask.detail_seed)
     if style is not None:

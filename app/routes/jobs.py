@@ -107,7 +107,7 @@ async def status(store: JobsDep, job_id: str = JOB_ID) -> dict:
 @router.get("/{job_id}/result", summary="The finished job's image (409 until it is done; a failed job's own error)",
             responses={200: {"description": "the image, with the headers of the route's answer",
                              "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}},
-                       **errors_doc(401, 404, 409, 422)})
+                       **errors_doc(400, 401, 404, 409, 413, 415, 422)})
 async def result(store: JobsDep, job_id: str = JOB_ID) -> Response:
     job = store.get(job_id)
     body = await asyncio.to_thread(store.result, job)

@@ -63,11 +63,13 @@ def test_srgan_trades_little_psnr_for_detail():
 
 def test_real_x4_card_records_niqe_on_real_photos():
     """The bar of issue 4: on real low-quality photos, NIQE (the no-reference measure chosen before training; lower is
-    more natural) favours real-x4 over the bicubic-trained sr-x4, on both sets."""
+    more natural) favours real-x4 over the bicubic-trained sr-x4, on both sets; issue 21's: real-x4 <= 6.4 on
+    RealSRSet (met). Its other NIQE bar, real-x4-l1 <= sr-x4, is not: the L1 model is soft (7.57 against 7.23)."""
     niqe = card("real-x4")["metrics"]["real_photos_niqe"]
-    assert set(niqe) == {"RealSRSet", "Flickr1000 (held out, 20)"}
+    assert set(niqe) == {"RealSRSet", "Flickr1000 (held out, 30)"}
     for r in niqe.values():
-        assert r["images"] == 20 and r["real-x4"] < r["sr-x4"] < r["bicubic"], r
+        assert r["images"] >= 20 and r["real-x4"] < r["sr-x4"] < r["bicubic"], r
+    assert niqe["RealSRSet"]["real-x4"] <= 6.4
 
 
 @needs_data
@@ -78,8 +80,7 @@ def test_real_x4_niqe_reproduces_from_the_files():
     sets = inputs([str(SHARED / "lowquality" / "RealSRSet")], [], 0, 20)
     got = evaluate_real([MODELS / "sr-x4.onnx", MODELS / "real-x4.onnx"], sets)["RealSRSet"]
     want = card("real-x4")["metrics"]["real_photos_niqe"]["RealSRSet"]
-    # real-x4's own number reproduces; sr-x4 has been retrained since the card was written (7.34 then), and the
-    # shipped one still scores worse than real-x4
+    # real-x4's own number reproduces, and sr-x4 (measured in the same run when the card was written) scores worse
     assert got["real-x4"] == pytest.approx(want["real-x4"], abs=0.01) and got["sr-x4"] > got["real-x4"]
     assert got["real-x4"] < got["sr-x4"] - 0.5
 

@@ -152,12 +152,12 @@ class LocalEngine:
         self.args = args
 
     def needed(self) -> set[str]:
-        from app.kinds import default_upscalers, scales_for
+        from app.kinds import default_upscalers, real_photo_upscaler, scales_for
 
         if self.args.model:
             names = {self.args.model, *(f"{self.args.model}-{v}" for v in ("fp16", "int8"))}
         elif self.args.mode:
-            names = {f"real-x{s}{'-l1' if self.args.mode == 'faithful' else ''}" for s in scales_for(self.args.scale)}
+            names = {real_photo_upscaler(s, self.args.mode) for s in scales_for(self.args.scale)}
         else:
             names = {n for s in scales_for(self.args.scale) for n in default_upscalers(s)}
         return names | ({self.settings.face_model} if self.args.faces else set())

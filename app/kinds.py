@@ -43,6 +43,11 @@ def default_upscalers(model_scale: int) -> tuple[str, ...]:
     return f"sr-x{model_scale}-fp16", f"sr-x{model_scale}-int8", f"sr-x{model_scale}"
 
 
+def real_photo_upscaler(model_scale: int, mode: str) -> str:
+    """The real-photo upscaler's name for ``mode``: faithful = real-xN-l1 (pixel loss), crisp = real-xN (adversarial)."""
+    return f"real-x{model_scale}" + {"faithful": "-l1", "crisp": ""}[mode]
+
+
 class Kind:
     task: ClassVar[str]
     text: ClassVar[bool] = False  # token or embedding inputs, no image tiles (its batch size follows GAN_MAX_BATCH's text default)
@@ -106,11 +111,11 @@ class Upscaler(ImageKind):
             return self.named(reg, name, "an upscaler")
         native, other = scales_for(scale)
         if mode:
-            suffix = {"faithful": "-l1", "crisp": ""}[mode]
             for s in (native, other):
-                if f"real-x{s}{suffix}" in reg.models:
-                    return reg.models[f"real-x{s}{suffix}"]
-            raise errors.unprocessable(f"mode={mode} needs a real-photo model (real-x{native}{suffix}), which is not loaded")
+                if real_photo_upscaler(s, mode) in reg.models:
+                    return reg.models[real_photo_upscaler(s, mode)]
+            raise errors.unprocessable(f"mode={mode} needs a real-photo model ({real_photo_upscaler(native, mode)}), "
+                                       "which is not loaded")
         for s in (native, other):
             # fp16 is only loaded where a GPU runs it, int8 only where the CPU does (GAN_FP16, GAN_INT8)
             for preferred in default_upscalers(s):

@@ -136,7 +136,6 @@ def test_metrics_count_requests_and_batches(client):
 
 
 def _hostile_corpus() -> dict[str, bytes]:
-
     ok = png_bytes(Image.fromarray(photo(64, 64)))
     jpg = encoded(Image.fromarray(photo(64, 64)), "JPEG")
     pal = Image.fromarray(photo(16, 16)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)

@@ -94,6 +94,26 @@ def test_resume_command_continues_every_kind_of_run(tmp_path):
         assert train.__module__ == f"training.{module}"
 
 
+def test_resume_set_reaches_a_config_field_added_after_the_run_began(tmp_path, monkeypatch):
+    """A run's config.json written before a field existed: resume fills it with its default, --set can change it,
+    and the rewritten config.json records it."""
+    from dataclasses import asdict
+
+    import training.cli as cli
+    from training.t2i.config import T2ITrainConfig
+
+    old = {k: v for k, v in asdict(T2ITrainConfig(run_dir="elsewhere/copied-from", arch="lapgan")).items() if k != "chain"}
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": "t2i", "train": old}))
+    got = []
+    monkeypatch.setattr(cli, "_trainer", lambda kind: (T2ITrainConfig, lambda cfg, **kw: got.append(cfg)))
+    cli.main(["resume", str(tmp_path), "--set", "chain=0.5"])
+    assert got[0].chain == 0.5 and got[0].arch == "lapgan" and got[0].run_dir == str(tmp_path)  # a copied run continues in the copy
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["train"]["chain"] == 0.5 and saved["resumed_with"] == [f"python -m training resume {tmp_path} --set chain=0.5"]
+    with pytest.raises(SystemExit, match="chain is a float"):
+        cli.main(["resume", str(tmp_path), "--set", "chain=half"])
+
+
 def test_gan_under_torchrun_trains_the_weights_of_one_process(tmp_path):
     """train-gan with 2 CPU processes (gloo), each on half of every batch: per-sample losses (vanilla GAN, VGG patch
     discriminator without batch statistics) give the weights of one process on whole batches."""

@@ -383,6 +383,19 @@ def test_lapgan_levels_add_bands_to_the_upsampled_coarser_image():
         assert [tuple(f.shape) for f in fakes.images] == [(3, 3, 8, 8), (2, 3, 16, 16), (2, 3, 32, 32), (2, 3, 64, 64)]
         assert all(torch.equal(a, b) for a, b in zip(fakes.lows[1:], real.lows[1:]))
         assert torch.equal(real.lows[1], lapgan.up(lapgan.down(lapgan.down(lapgan.down(x[:2])))))
+        # chain: the first half of the fine batch is built on the level above's fake, as sampling does, and the
+        # discriminator gets that fake's own coarser level; the rest stays on the real pyramid
+        torch.manual_seed(1)
+        chained = g.train_fakes(x, e, chain=0.5)
+        torch.manual_seed(1)
+        coarse = g.coarse(torch.randn(3, 12), e)
+        low = torch.cat([lapgan.up(coarse[:1]), real.lows[1][1:]])
+        assert torch.allclose(chained.images[1], low + g.bands[0](low, torch.randn(2, 1, 16, 16), e[:2]), atol=1e-6)
+        for k in (1, 2, 3):
+            assert torch.equal(chained.lows[k][1:], real.lows[k][1:])
+            assert torch.allclose(chained.lows[k][:1], lapgan.up(lapgan.down(chained.images[k][:1])))
+        assert not torch.allclose(chained.images[2][:1] - lapgan.up(chained.images[1][:1]),
+                                  chained.images[2][:1] - real.lows[2][:1])  # level 32 built on the generated 16 px image
     d = lapgan.LapDiscriminator(lapgan.LapConfig(**LAP_NET), classes=5)
     h = d.features(x)
     assert d.judge(h, e).shape == (3 + 3 * 2,) and d(fakes.detach(), e).shape == (9,)
@@ -397,7 +410,7 @@ def test_lapgan_trains_resumes_exports_and_evaluates_its_levels(tiny_data, tmp_p
     from training.t2i.export import export_run
     from training.t2i.train import train
 
-    cfg = dict(arch="lapgan", net=LAP_NET, w_cls=1.0)
+    cfg = dict(arch="lapgan", net=LAP_NET, w_cls=1.0, chain=0.5)
     whole = train(_cfg(tiny_data, tmp_path / "whole", **cfg), progress=False)
     part = _cfg(tiny_data, tmp_path / "part", **cfg)
     train(part, progress=False, stop_at=2)

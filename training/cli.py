@@ -103,8 +103,11 @@ def _setting(cfg: dict, item: str) -> tuple[str, object]:
 def cmd_resume(args: argparse.Namespace) -> None:
     saved = json.loads((Path(args.run) / "config.json").read_text())
     cfg_cls, train = _trainer(saved.get("trainer", "sr"))
-    cfg = saved["train"]
     changed = {k: v for k, v in (("threads", args.threads), ("steps", args.steps), ("lr", args.lr), ("lr_d", args.lr_d)) if v is not None}
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg_cls) if f.default is not dataclasses.MISSING}
+    cfg = defaults | saved["train"]  # a field added since the run began takes its default (and can be --set)
+    if Path(cfg["run_dir"]).resolve() != Path(args.run).resolve():  # a copied (or moved) run continues where it is now
+        changed["run_dir"] = args.run
     if "lr_d" in changed and "lr_d" not in cfg:
         raise SystemExit("--lr-d applies to GAN runs only")
     changed |= dict(_setting(cfg, item) for item in args.set)

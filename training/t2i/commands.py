@@ -118,7 +118,7 @@ def add_train_commands(sub) -> None:
     t.add_argument("--init", default=d["init"], help="start G and its EMA from a shipped NAME.onnx generator (same net and held-out classes); D starts fresh")
     for name in ("heldout", "attr_per_image", "batch", "steps", "d_warmup", "seed", "limit", "sample_every", "ckpt_every", "log_every", "threads"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=d[name])
-    for name in ("lr", "lr_d", "beta1", "int_beta", "w_int", "w_cls", "ema"):
+    for name in ("lr", "lr_d", "beta1", "int_beta", "w_int", "w_cls", "ema", "chain"):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=d[name])
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)

@@ -33,6 +33,7 @@ class T2ITrainConfig:
     limit: int = 0                    # use only the first images of the data set (tests)
     init: str = ""                    # start G (and its EMA) from a shipped NAME.onnx generator; D starts fresh
     d_warmup: int = 0                 # first steps train D only (G frozen): a fresh D meets a trained G
+    chain: float = 0.0                # lapgan: share of the finer levels' images built on generated coarse ones (lapgan.py)
     sample_every: int = 250
     ckpt_every: int = 200
     log_every: int = 25

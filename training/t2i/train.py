@@ -169,6 +169,9 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         set_rates({opt_g: cfg.lr, opt_d: cfg.lr_d})
     log.info("%s: G %d params, D %d params, device %s", cfg.arch, count_params(g), count_params(d), describe_device(device))
 
+    if not 0 <= cfg.chain <= 1 or (cfg.chain and cfg.arch != "lapgan"):
+        raise ValueError(f"chain is a share in [0, 1], for lapgan only (got {cfg.chain} for {cfg.arch})")
+    fakes_of = (lambda x, e: g.train_fakes(x, e, cfg.chain)) if cfg.chain else g.train_fakes
     train_embs = ds.emb[np.isin(ds.text_image, pool)]
     g.train()
     d.train()
@@ -176,7 +179,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
 
     def step_fn(step: int) -> dict[str, float]:
         x, e, e_wrong, y = (t.to(device) for t in sampler.sample(cfg.batch))
-        fake = g.train_fakes(x, e)
+        fake = fakes_of(x, e)
 
         # D: real/right -> real; real/wrong and fake/right -> fake (GAN-CLS)
         h_real = d.features(x)  # one pass over the real images serves the right and the wrong text
@@ -192,7 +195,7 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
             loss_adv, loss_int, loss_cls = F.softplus(-d_fake).mean().detach(), torch.zeros(()), torch.zeros(())
         else:  # G: fake/right -> real, and fakes from interpolated embeddings -> real (GAN-INT)
             e_int = cfg.int_beta * e[:half] + (1 - cfg.int_beta) * e[half:][: half].roll(1, 0) if cfg.batch > 1 else e
-            fake_int = g.train_fakes(x[: len(e_int)], e_int)
+            fake_int = fakes_of(x[: len(e_int)], e_int)
             h_fake = d.features(fake)
             loss_adv = F.softplus(-d.judge(h_fake, e)).mean()
             loss_int = F.softplus(-d(fake_int, e_int)).mean()

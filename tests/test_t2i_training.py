@@ -470,14 +470,16 @@ LAPGAN = MODELS / "t2i-lapgan-flowers64.json"
 @pytest.mark.skipif(not LAPGAN.exists(), reason="no shipped LAPGAN generator")
 def test_shipped_lapgan_card_side_by_side_with_gan_int_cls():
     """The numbers t2i-evaluate wrote into both cards (same judge, captions, seeds and baselines). LAPGAN follows the
-    colour words (issue 24: >= 0.8) and does not collapse; its class top-5 (0.22) is under the issue's 0.25 and
-    GAN-INT-CLS's 0.30, so GAN-INT-CLS stays the default generator."""
+    colour words (issue 24: >= 0.8), does not collapse and reaches the issue's class top-5 of 0.25 (0.277, after its
+    finer levels learned on generated coarse images too: chain); GAN-INT-CLS's 0.30 is still higher, so GAN-INT-CLS
+    stays the default generator."""
     lap = json.loads(LAPGAN.read_text())
     ev, base = lap["evaluation"], json.loads((MODELS / "t2i-flowers64.json").read_text())["evaluation"]
     assert lap["arch"] == "lapgan" and lap["heldout_classes"] == json.loads((MODELS / "t2i-flowers64.json").read_text())["heldout_classes"]
     assert ev["set"] == base["set"] and ev["classifier"] == base["classifier"]
     assert all(c["accuracy"] >= 0.8 for c in ev["colour"].values()), ev["colour"]
-    assert ev["table"]["model"]["top5"] >= 4 * ev["set"]["chance_top5"]
+    assert ev["table"]["model"]["top5"] >= 0.25 >= 5 * ev["set"]["chance_top5"]
+    assert ev["table"]["model"]["top5"] < base["table"]["model"]["top5"]  # why the default stays GAN-INT-CLS
     assert ev["table"]["model"]["joint_frechet"] < ev["table"]["shuffled"]["joint_frechet"]
     assert ev["diversity"]["generated_same_caption"] >= 0.9 * base["diversity"]["generated_same_caption"]  # no collapse
     levels = ev["diversity"]["levels"]  # redrawing a finer level changes less than redrawing the composition

@@ -40,6 +40,10 @@ class T2ITrainConfig:
     threads: int = 1
     command: str = ""
 
+    def __post_init__(self) -> None:  # at the command line, before any data is loaded
+        if not 0 <= self.chain <= 1 or (self.chain and self.arch != "lapgan"):
+            raise ValueError(f"chain is a share in [0, 1], for lapgan only (got {self.chain} for {self.arch})")
+
 
 @dataclass
 class StyleConfig:

@@ -9,13 +9,15 @@ coarse-to-fine variations; the service's ``seed`` / ``detail_seed``).
 
 Training is the paper's: every level learns on its own from real images (the coarse input of a finer level is
 the real image's next coarser level, u(d(I_k))), so one step trains all levels at once and their gradients
-never cross. Sampling feeds each finer level a GENERATED coarse image instead, which a band that has only seen
-real ones handles poorly (measured: the shipped bands on real 8 px images give the judge top-5 0.38, on
-GAN-INT-CLS's 8 px images 0.22, less than GAN-INT-CLS's own 0.30). ``chain`` > 0 trains that share of the finer
-levels' images on the chain sampling runs (each built on the level above's detached fake, coarse to fine); their
-discriminator sees the fake with its own coarser level, u(d(I_k)), as it sees a real image, so it judges the
-image, not where its input came from. One discriminator per level sees (I_k, u(I_{k+1})) with the caption: matching-aware as in
+never cross. One discriminator per level sees (I_k, u(I_{k+1})) with the caption: matching-aware as in
 GAN-INT-CLS (real image with a wrong caption counts as fake); each is ``nets.Discriminator`` sized to its level.
+
+Sampling feeds each finer level a GENERATED coarse image instead, which a band that has only seen real ones
+handles poorly (measured: the paper-style bands on real 8 px images give the judge top-5 0.38, on GAN-INT-CLS's
+8 px images 0.22, less than GAN-INT-CLS's own 0.30). ``chain`` > 0 trains that share of the finer levels' images
+on the chain sampling runs (each built on the level above's detached fake, coarse to fine); their discriminator
+sees the fake with its own coarser level, u(d(I_k)), as it sees a real image, so it judges the image, not where
+its input came from.
 
 The training loop (train.py) is the same as GAN-INT-CLS's: both generators offer ``train_fakes(x, emb)`` and
 both discriminators ``features`` / ``judge``, so the loop knows neither architecture.

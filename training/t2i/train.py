@@ -169,8 +169,6 @@ def train(cfg: T2ITrainConfig, resume: bool = False, progress: bool = True, stop
         set_rates({opt_g: cfg.lr, opt_d: cfg.lr_d})
     log.info("%s: G %d params, D %d params, device %s", cfg.arch, count_params(g), count_params(d), describe_device(device))
 
-    if not 0 <= cfg.chain <= 1 or (cfg.chain and cfg.arch != "lapgan"):
-        raise ValueError(f"chain is a share in [0, 1], for lapgan only (got {cfg.chain} for {cfg.arch})")
     fakes_of = (lambda x, e: g.train_fakes(x, e, cfg.chain)) if cfg.chain else g.train_fakes
     train_embs = ds.emb[np.isin(ds.text_image, pool)]
     g.train()

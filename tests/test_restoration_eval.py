@@ -56,3 +56,25 @@ def test_noise_makes_an_image_worse_and_scores_are_averaged_per_degradation(tmp_
     stored = json.loads(card.read_text())["restoration_x2"]
     assert stored["sets"]["bench"]["m"]["psnr_y"] == stored["sets"]["bench"]["bicubic"]["psnr_y"] and stored["models"] == ["bicubic", "m"]
     assert "down lanczos" in stored["held_out"]
+
+
+def test_combinations_are_the_realistic_rows_and_get_their_own_average(tmp_path):
+    """Issue 21 judges on realistic degradations (blur, downscale, noise, compression together): the trained
+    combinations get an average of their own, apart from the single kinds and the held-out ones."""
+    combined = [d.name for d in er.FAMILY if d.combined]
+    assert len(combined) == 5 and all("+" in name for name in combined)
+    assert not any(d.combined for d in er.FAMILY if "+" not in d.name)
+    assert not any(d.held_out for d in er.FAMILY if d.combined)  # the held-out combination stays in its own average
+    from PIL import Image
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    Image.fromarray(photo(64, 48, seed=0)).save(bench / "0.png")
+    family = (er.Degradation("clean"), er.Degradation("blur + jpeg", blur=(1.5, 1.5, 0), jpeg=50),
+              er.Degradation("noise + jpeg", noise=10, jpeg=40), er.Degradation("webp", webp=30, held_out=True))
+    results = er.evaluate({"bicubic": er.bicubic_upscaler(2)}, [str(bench)], 2, family)
+    rows = results["bench"]
+    avg = er.summary(results, family)["bench"]["bicubic"]
+    want = (rows["blur + jpeg"]["bicubic"][0] + rows["noise + jpeg"]["bicubic"][0]) / 2
+    assert avg["combined_psnr_y"] == pytest.approx(want, abs=1e-3)
+    assert "average (combinations)" in er.format_tables(results, family)

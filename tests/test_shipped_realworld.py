@@ -35,7 +35,7 @@ def test_cards_match_files_and_contract(name, task, inputs):
     c = card(name)
     path = MODELS / c["onnx"]["file"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == c["onnx"]["sha256"]
-    assert c["task"] == task and c["scale"] == 4 and c["parity_max_abs_diff"] <= 1e-4
+    assert c["task"] == task and c["scale"] == int(name.split("-x")[1][0]) and c["parity_max_abs_diff"] <= 1e-4
     assert c["training"]["command"].startswith("python -m training") and c["training"]["steps"] >= 1000
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
@@ -64,7 +64,7 @@ def test_srgan_trades_little_psnr_for_detail():
 def test_real_x4_card_records_niqe_on_real_photos():
     """The bar of issue 4: on real low-quality photos, NIQE (the no-reference measure chosen before training; lower is
     more natural) favours real-x4 over the bicubic-trained sr-x4, on both sets; issue 21's: real-x4 <= 6.4 on
-    RealSRSet (met). Its other NIQE bar, real-x4-l1 <= sr-x4, is not: the L1 model is soft (7.57 against 7.23)."""
+    RealSRSet (met). Its other NIQE bar, real-x4-l1 <= sr-x4, is not: the L1 model is soft (7.57 against 7.21)."""
     niqe = card("real-x4")["metrics"]["real_photos_niqe"]
     assert {k: r["images"] for k, r in niqe.items()} == {"RealSRSet": 20, "Flickr1000 (held out, 30)": 30}
     for r in niqe.values():
@@ -127,13 +127,15 @@ def test_real_x4_l1_restores_real_degradations_and_stays_close_on_clean_input():
     """Against ground truth on the family of realistic degradations (evaluate-restoration, on the shipped files
     together): on the kinds it trained on, the faithful real-photo model beats sr-x4 and bicubic on average; on the
     held-out kinds it beats bicubic (sr-x4 stays ahead there: they are mostly mild blurs and resamplings); on clean
-    bicubic LR it stays within 1.5 dB of sr-x4 (issue 21). Issue 21's +1.0 dB over sr-x4 is not reached yet."""
+    bicubic LR it stays within 1.5 dB of sr-x4 (issue 21). On the realistic combinations it is 0.25-0.33 dB above
+    sr-x4: issue 21's +1.0 dB there is not reached yet."""
     c = card("real-x4-l1")
     sets = c["restoration_x4"]["sets"]
     assert "Set5" in sets and c["restoration_x4"]["held_out"]
     for bench, rows in sets.items():
         ours = rows["real-x4-l1"]
         assert ours["psnr_y"] > rows["sr-x4"]["psnr_y"] + 0.1 and ours["psnr_y"] > rows["bicubic"]["psnr_y"], (bench, rows)
+        assert ours["combined_psnr_y"] > rows["sr-x4"]["combined_psnr_y"] + 0.2, (bench, rows)
         assert ours["held_out_psnr_y"] > rows["bicubic"]["held_out_psnr_y"], (bench, rows)
     assert c["metrics"]["Set5"]["psnr_y"] >= card("sr-x4")["metrics"]["Set5"]["psnr_y"] - 1.5
 

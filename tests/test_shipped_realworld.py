@@ -29,6 +29,8 @@ def card(name: str) -> dict:
     ("degrade-x4", "degradation", ["image", "noise"]),
     ("real-x4", "super-resolution", ["image"]),
     ("real-x4-l1", "super-resolution", ["image"]),
+    ("real-x2-l1", "super-resolution", ["image"]),
+    ("real-x2", "super-resolution", ["image"]),
     ("srgan-x4", "super-resolution", ["image"]),
 ])
 def test_cards_match_files_and_contract(name, task, inputs):
@@ -140,6 +142,22 @@ def test_real_x4_l1_restores_real_degradations_and_stays_close_on_clean_input():
     assert c["metrics"]["Set5"]["psnr_y"] >= card("sr-x4")["metrics"]["Set5"]["psnr_y"] - 1.5
 
 
+def test_real_x2_models_restore_realistic_x2_degradations():
+    """Issue 21 at x2, against ground truth (evaluate-restoration --scale 2, the shipped files together): on the
+    realistic combinations the faithful real-x2-l1 and the crisp real-x2 are 0.89 / 0.91 dB above sr-x2 on Set14
+    (Set5: 1.29 / 1.24), short of the +1.0 dB asked; both beat sr-x2 on the trained kinds' average, and real-x2-l1
+    stays within 1.5 dB of it on clean Set5 (real-x2, the adversarial blend, is 1.8 dB under there)."""
+    sets = card("real-x2-l1")["restoration_x2"]["sets"]
+    assert {"Set5", "Set14"} <= set(sets) and card("real-x2")["restoration_x2"]["sets"] == sets
+    for bench, rows in sets.items():
+        for name in ("real-x2-l1", "real-x2"):
+            assert rows[name]["psnr_y"] > rows["sr-x2"]["psnr_y"] + 0.3, (bench, name, rows)
+    s14 = sets["Set14"]
+    assert s14["real-x2-l1"]["combined_psnr_y"] >= s14["sr-x2"]["combined_psnr_y"] + 0.85, s14
+    assert s14["real-x2"]["combined_psnr_y"] >= s14["sr-x2"]["combined_psnr_y"] + 0.85, s14
+    assert card("real-x2-l1")["metrics"]["Set5"]["psnr_y"] >= card("sr-x2")["metrics"]["Set5"]["psnr_y"] - 1.5
+
+
 @needs_data
 @pytest.mark.slow
 def test_real_x4_l1_restoration_reproduces_from_the_files():
@@ -149,3 +167,15 @@ def test_real_x4_l1_restoration_reproduces_from_the_files():
     want = card("real-x4-l1")["restoration_x4"]["sets"]["Set5"]
     for model in ("bicubic", "real-x4-l1"):
         assert got[model]["psnr_y"] == pytest.approx(want[model]["psnr_y"], abs=0.01), model
+
+
+@needs_data
+@pytest.mark.slow
+def test_real_x2_restoration_reproduces_from_the_files():
+    from training.evaluate_restoration import run, summary
+
+    got = summary(run([MODELS / "real-x2-l1.onnx", MODELS / "real-x2.onnx"], [str(SHARED / "bench" / "Set5")], 2))["Set5"]
+    want = card("real-x2")["restoration_x2"]["sets"]["Set5"]
+    for model in ("bicubic", "real-x2-l1", "real-x2"):
+        for key in ("psnr_y", "combined_psnr_y"):
+            assert got[model][key] == pytest.approx(want[model][key], abs=0.01), (model, key)

@@ -15,8 +15,8 @@ router = APIRouter(tags=["upscale"])
 
 MODEL_HELP = (
     "model name from /v1/models. sr-x4 / sr-x2: clean, sharp sources (renders, screenshots, good cameras); highest "
-    "PSNR. real-x4-l1: real photos with JPEG artefacts, noise or blur (web images, phone shots, old photos), faithful; "
-    "real-x4: the same, crisper, with some invented texture. srgan-x4: "
+    "PSNR. real-x4-l1 / real-x2-l1: real photos with JPEG artefacts, noise or blur (web images, phone shots, old "
+    "photos), faithful; real-x4 / real-x2: the same, crisper, with some invented texture. srgan-x4: "
     "the sharpest, most photo-like texture on clean sources, with invented detail (not for measurements)."
 )
 
@@ -30,8 +30,9 @@ FACES_HELP = (
 
 MODE_HELP = (
     "for real photos (JPEG artefacts, noise, blur) when you do not want to pick a model: faithful = the restoration "
-    "model trained with a pixel loss only (real-x4-l1: removes artefacts and noise, invents nothing, a little soft); "
-    "crisp = its adversarial fine-tune (real-x4: sharper, with some invented texture). Not with model."
+    "model trained with a pixel loss only (real-x4-l1, real-x2-l1 up to x2: removes artefacts and noise, invents nothing, "
+    "a little soft); crisp = its adversarial fine-tune (real-x4, real-x2 up to x2: sharper, with some invented "
+    "texture). Not with model."
 )
 
 

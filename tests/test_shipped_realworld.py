@@ -121,8 +121,12 @@ def test_models_through_the_server(server):
     for model in ("real-x4", "srgan-x4"):
         r = httpx.post(f"{server.url}/upscale?model={model}", content=degraded, timeout=120)
         assert r.status_code == 200 and r.headers["x-model"] == model and Image.open(io.BytesIO(r.content)).size == (256, 256)
+    for mode, scale, model, size in (("faithful", 4, "real-x4-l1", 256), ("crisp", 2, "real-x2", 128),
+                                     ("faithful", 1.5, "real-x2-l1", 96)):  # mode picks the real-photo model of the scale
+        r = httpx.post(f"{server.url}/upscale?mode={mode}&scale={scale}", content=degraded, timeout=120)
+        assert r.status_code == 200 and r.headers["x-model"] == model and Image.open(io.BytesIO(r.content)).size == (size, size)
     ready = httpx.get(server.url + "/readyz").json()["models"]
-    assert {"degrade-x4", "real-x4", "srgan-x4", "sr-x4", "sr-x2"} <= set(ready)
+    assert {"degrade-x4", "real-x4", "real-x4-l1", "real-x2", "real-x2-l1", "srgan-x4", "sr-x4", "sr-x2"} <= set(ready)
 
 
 def test_real_x4_l1_restores_real_degradations_and_stays_close_on_clean_input():

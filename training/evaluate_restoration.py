@@ -8,7 +8,8 @@ sigma 1-15), JPEG 30-95, and combinations of them.
 
 Held out of training (``held_out=True``): degradations that the training pipeline in ``degradations`` never
 draws: a Lanczos downscale, a defocus (disk) blur and WebP compression. Their average is reported apart, so
-a model that only learned the training distribution shows it.
+a model that only learned the training distribution shows it. The trained combinations (``combined``: two or more
+of blur, resampling, noise and compression, as a real photo carries them) get an average of their own as well.
 """
 from __future__ import annotations
 

@@ -145,25 +145,27 @@ def evaluate(upscalers: dict[str, Upscaler], bench_dirs: list[str], scale: int,
     return results
 
 
+def _averages(family: tuple[Degradation, ...]) -> list[tuple[str, str, set[str]]]:
+    """(card key prefix, table label, degradation names) of each average: the trained kinds, the trained
+    combinations and the held-out kinds; an empty group gets no average."""
+    held = {d.name for d in family if d.held_out}
+    groups = [("", "trained kinds", {d.name for d in family} - held),
+              ("combined_", "combinations", {d.name for d in family if d.combined}), ("held_out_", "held out", held)]
+    return [g for g in groups if g[2]]
+
+
 def summary(results: dict, family: tuple[Degradation, ...] = FAMILY) -> dict:
     """{set: {model: {psnr_y, ssim_y, combined_psnr_y, combined_ssim_y, held_out_psnr_y, held_out_ssim_y,
     degradations}}}: the averages over the family's trained kinds, its trained combinations and its held-out kinds."""
-    held = {d.name for d in family if d.held_out}
-    combined = {d.name for d in family if d.combined}
     out: dict = {}
     for bench, per_set in results.items():
         models = next(iter(per_set.values())).keys()
         out[bench] = {}
         for m in models:
-            seen = np.array([v[m] for k, v in per_set.items() if k not in held])
-            unseen = np.array([v[m] for k, v in per_set.items() if k in held])
-            combos = np.array([v[m] for k, v in per_set.items() if k in combined])
-            row = {"degradations": len(per_set), "psnr_y": round(float(seen.mean(0)[0]), 3),
-                   "ssim_y": round(float(seen.mean(0)[1]), 4)}
-            if len(combos):
-                row |= {"combined_psnr_y": round(float(combos.mean(0)[0]), 3), "combined_ssim_y": round(float(combos.mean(0)[1]), 4)}
-            if len(unseen):
-                row |= {"held_out_psnr_y": round(float(unseen.mean(0)[0]), 3), "held_out_ssim_y": round(float(unseen.mean(0)[1]), 4)}
+            row: dict = {"degradations": len(per_set)}
+            for prefix, _, names in _averages(family):
+                mean = np.array([v[m] for k, v in per_set.items() if k in names]).mean(0)
+                row |= {f"{prefix}psnr_y": round(float(mean[0]), 3), f"{prefix}ssim_y": round(float(mean[1]), 4)}
             out[bench][m] = row
     return out
 
@@ -179,14 +181,9 @@ def format_tables(results: dict, family: tuple[Degradation, ...] = FAMILY) -> st
         for deg, row in per_set.items():
             name = f"{deg} (held out)" if deg in held else deg
             lines.append(f"| {name} | " + " | ".join(f"{row[m][0]:.2f} / {row[m][1]:.3f}" for m in models) + " |")
-        lines.append("| **average (trained kinds)** | " + " | ".join(
-            f"**{avg[bench][m]['psnr_y']:.2f}** / {avg[bench][m]['ssim_y']:.3f}" for m in models) + " |")
-        if any(d.combined for d in family):
-            lines.append("| **average (combinations)** | " + " | ".join(
-                f"**{avg[bench][m]['combined_psnr_y']:.2f}** / {avg[bench][m]['combined_ssim_y']:.3f}" for m in models) + " |")
-        if held:
-            lines.append("| **average (held out)** | " + " | ".join(
-                f"**{avg[bench][m]['held_out_psnr_y']:.2f}** / {avg[bench][m]['held_out_ssim_y']:.3f}" for m in models) + " |")
+        for prefix, label, _ in _averages(family):
+            lines.append(f"| **average ({label})** | " + " | ".join(
+                f"**{avg[bench][m][prefix + 'psnr_y']:.2f}** / {avg[bench][m][prefix + 'ssim_y']:.3f}" for m in models) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

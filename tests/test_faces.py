@@ -150,7 +150,8 @@ def test_faces_in_a_photo_are_enhanced_and_the_rest_untouched(face_server):
     general, enhanced = (np.asarray(Image.open(io.BytesIO(r.content))) for r in (plain, aware))
     # face-x4 (an SRResNet fine-tuned on faces) over the general model on these three faces: +0.10 dB over the
     # sr-x4 of 2026-12-03 (31.51 vs 31.41), +0.14 over the one before it, more over older ones. The lead shrinks as
-    # sr-x4 trains on; face-x4 is due to be fine-tuned from the efficient net.
+    # sr-x4 trains on (on 200 held-out faces it is +0.6 dB: README). A face-x4 fine-tuned from the efficient net
+    # was 0.1-0.16 dB lower on degraded faces and stayed unshipped (README, faces).
     assert face_psnr(enhanced, hr, corners) > face_psnr(general, hr, corners) + 0.05
     changed = np.argwhere(np.any(general != enhanced, axis=2))
     for y, x in changed:  # every changed pixel lies in (or at the rim of) a face's square

@@ -315,3 +315,27 @@ def test_two_processes_under_torchrun_train_the_weights_of_one(image_dir, tmp_pa
     assert [r["step"] for r in rows] == [2, 4, 6] and "val_psnr_ema" in rows[-1]  # one writer, no duplicate rows
     assert "2 processes (DDP)" in (tmp_path / "two" / "train.log").read_text()
     assert abs(rows[-1]["loss"] - json.loads((tmp_path / "one" / "stats.jsonl").read_text().splitlines()[-1])["loss"]) < 1e-3
+
+
+def test_sharpened_target_overshoots_edges_and_keeps_flat_areas():
+    """--gt-usm W (Real-ESRGAN's sharpened ground truth): the pixel loss's HR target is unsharp-masked with weight W,
+    only where the detail exceeds a threshold, so edges gain contrast and flat areas and faint noise stay as they are."""
+    from training import data
+
+    hr = np.full((2, 3, 64, 64), 0.3, np.float32)
+    hr[:, :, :, 32:] = 0.7  # a vertical step edge
+    hr[1] += np.random.default_rng(0).normal(0, 0.01, hr[1].shape).astype(np.float32)  # faint noise (under the threshold)
+    out = data.unsharp_mask(hr, 0.5)
+    assert out.shape == hr.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    row = out[0, 0, 32]
+    assert row[31] < 0.3 - 0.02 and row[32] > 0.7 + 0.02  # overshoot on both sides of the edge
+    assert np.abs(out[0, :, :, :4] - 0.3).max() < 1e-3  # far from the edge: unchanged (the mask is soft, not 0 or 1)
+    assert np.array_equal(data.unsharp_mask(hr, 0.0), hr)
+    flat = np.full((1, 3, 32, 32), 0.5, np.float32) + np.random.default_rng(1).normal(0, 0.005, (1, 3, 32, 32)).astype(np.float32)
+    assert np.abs(data.unsharp_mask(flat, 0.5) - flat).max() < 0.01  # noise under the threshold is not amplified
+
+
+def test_training_on_a_sharpened_target_is_recorded(image_dir, tmp_path):
+    train(tiny(image_dir, tmp_path, 10, gt_usm=0.5), progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["gt_usm"] == 0.5
+    assert len(losses(tmp_path)) == 2

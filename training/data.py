@@ -60,6 +60,26 @@ def augment(patch: np.ndarray, rng: np.random.Generator, upright: bool = False) 
     return patch if upright else np.rot90(patch, k=int(rng.integers(4)))
 
 
+def unsharp_mask(batch: np.ndarray, weight: float, radius: int = 11, threshold: float = 10 / 255) -> np.ndarray:
+    """NCHW float images in [0, 1] sharpened as Real-ESRGAN sharpens the target of its pixel loss: plus ``weight`` x
+    the detail (the image minus its Gaussian blur over ``radius`` px, odd), faded in by a blurred mask of where the
+    detail exceeds ``threshold``, so that edges gain contrast while flat areas and faint noise stay as they are.
+    Real-ESRGAN blurs over 51 px; applied to real-x4-l1's output, 51 px cost 0.6-0.85 dB on the realistic
+    degradations of Set14 and 11 px none at weight 0.5, for about the same gain in NIQE (README, restoration)."""
+    if weight == 0:
+        return batch
+    import cv2
+
+    out = np.empty_like(batch)
+    for i, chw in enumerate(batch):
+        img = np.ascontiguousarray(chw.transpose(1, 2, 0))
+        detail = img - cv2.GaussianBlur(img, (radius, radius), 0)
+        mask = cv2.GaussianBlur((np.abs(detail) > threshold).astype(np.float32), (radius, radius), 0)
+        sharp = np.clip(img + weight * detail, 0.0, 1.0)
+        out[i] = (img + mask.reshape(img.shape) * (sharp - img)).transpose(2, 0, 1)
+    return out
+
+
 LRMaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 

@@ -108,7 +108,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         lr_np, hr_np = sampler.sample(cfg.batch)  # the same batch in every process; each trains on its slice
-        loss = loss_fn(model(torch.from_numpy(lr_np[part]).to(device)), torch.from_numpy(hr_np[part]).to(device))
+        target = data.unsharp_mask(hr_np[part], cfg.gt_usm, cfg.gt_usm_radius)  # LR was made from the HR as it is; the target may be sharpened
+        loss = loss_fn(model(torch.from_numpy(lr_np[part]).to(device)), torch.from_numpy(target).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

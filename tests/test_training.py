@@ -336,6 +336,19 @@ def test_sharpened_target_overshoots_edges_and_keeps_flat_areas():
 
 
 def test_training_on_a_sharpened_target_is_recorded(image_dir, tmp_path):
-    train(tiny(image_dir, tmp_path, 10, gt_usm=0.5), progress=False)
-    assert json.loads((tmp_path / "config.json").read_text())["train"]["gt_usm"] == 0.5
+    train(tiny(image_dir, tmp_path, 10, gt_usm=0.5, gt_usm_on="degraded", degradation="bicubic+pipeline"), progress=False)
+    cfg = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert (cfg["gt_usm"], cfg["gt_usm_radius"], cfg["gt_usm_on"]) == (0.5, 11, "degraded")
     assert len(losses(tmp_path)) == 2
+
+
+def test_patches_with_plain_bicubic_lr_are_told_apart_from_degraded_ones():
+    """--gt-usm-on degraded: the clean (bicubic) share of a mixed batch keeps its HR as the target."""
+    from training import data
+
+    images = [photo(96, 96, seed=i) for i in range(3)]
+    for make, expected in ((data.bicubic_lr, True), (data.pipeline_lr("light"), False)):
+        lr, hr = data.PatchSampler(images, 32, 4, seed=1, make_lr=make, gray=0.5).sample(6)
+        assert data.is_bicubic(lr, hr, 4).tolist() == [expected] * 6
+    lr, hr = data.PatchSampler(images, 32, 4, seed=2, make_lr=data.lr_maker("bicubic+pipeline", "light")).sample(16)
+    assert 0 < data.is_bicubic(lr, hr, 4).sum() < 16

@@ -32,7 +32,7 @@ def cmd_train_sr(args: argparse.Namespace) -> None:
     cfg = TrainConfig(
         data=args.data, run_dir=args.run, scale=args.scale, arch=arch or "span", net=net, hr_patch=args.patch,
         batch=args.batch, steps=args.steps, lr=args.lr, loss=args.loss, gt_usm=args.gt_usm, gt_usm_radius=args.gt_usm_radius,
-        ema=args.ema, seed=args.seed,
+        gt_usm_on=args.gt_usm_on, ema=args.ema, seed=args.seed,
         val_images=args.val_images, val_every=args.val_every, ckpt_every=args.ckpt_every, log_every=args.log_every, threads=args.threads,
         degradation=args.degradation, degradation_preset=args.degradation_preset, h2l_model=args.h2l_model, init=args.init,
         resize=args.resize, gray=args.gray, upright=args.upright, command="python -m training " + shlex.join(args.argv),
@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
                         "ground truth, 0.5 there): crisper output, a little less PSNR; 0: the HR as it is")
     t.add_argument("--gt-usm-radius", dest="gt_usm_radius", type=_odd, default=d["gt_usm_radius"],
                    help="the unsharp mask's blur in HR pixels (odd; Real-ESRGAN: 51)")
+    t.add_argument("--gt-usm-on", dest="gt_usm_on", choices=("all", "degraded"), default=d["gt_usm_on"],
+                   help="sharpen every patch's target, or only those whose LR is degraded (the bicubic share of a mixed "
+                        "--degradation keeps the HR as it is, so clean inputs stay faithful)")
     t.add_argument("--ema", type=float, default=d["ema"])
     t.add_argument("--seed", type=int, default=d["seed"])
     t.add_argument("--val-images", type=int, default=d["val_images"], help="images held out of --data for validation")

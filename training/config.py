@@ -20,6 +20,7 @@ class TrainConfig:
     loss: str = "l1"  # l1 | mse
     gt_usm: float = 0.0  # the loss's target is the HR patch unsharp-masked with this weight (Real-ESRGAN: 0.5); 0: as it is
     gt_usm_radius: int = 11  # the unsharp mask's blur, in HR pixels (odd; Real-ESRGAN: 51)
+    gt_usm_on: str = "all"  # all | degraded (patches whose LR is the plain bicubic downscale keep the HR as it is)
     ema: float = 0.999
     seed: int = 0
     val_images: int = 8  # images held out of `data` for periodic validation

@@ -80,6 +80,15 @@ def unsharp_mask(batch: np.ndarray, weight: float, radius: int = 11, threshold: 
     return out
 
 
+def is_bicubic(lr: np.ndarray, hr: np.ndarray, scale: int) -> np.ndarray:
+    """Per patch of NCHW float batches (from ``to_tensor_batch``): is the LR exactly the bicubic downscale of the HR
+    (the clean share of a mixed degradation), rather than a degraded one?"""
+    def u8(chw: np.ndarray) -> np.ndarray:
+        return np.round(chw.transpose(1, 2, 0) * 255.0).astype(np.uint8)
+
+    return np.array([np.array_equal(u8(a), downscale(u8(b), scale)) for a, b in zip(lr, hr)], dtype=bool)
+
+
 LRMaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 

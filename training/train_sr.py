@@ -108,8 +108,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_at
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         lr_np, hr_np = sampler.sample(cfg.batch)  # the same batch in every process; each trains on its slice
-        target = data.unsharp_mask(hr_np[part], cfg.gt_usm, cfg.gt_usm_radius)  # LR was made from the HR as it is; the target may be sharpened
-        loss = loss_fn(model(torch.from_numpy(lr_np[part]).to(device)), torch.from_numpy(target).to(device))
+        lr_np, hr_np = lr_np[part], hr_np[part]
+        target = data.unsharp_mask(hr_np, cfg.gt_usm, cfg.gt_usm_radius)  # LR was made from the HR as it is
+        if cfg.gt_usm and cfg.gt_usm_on == "degraded":
+            clean = data.is_bicubic(lr_np, hr_np, cfg.scale)
+            target[clean] = hr_np[clean]
+        loss = loss_fn(model(torch.from_numpy(lr_np).to(device)), torch.from_numpy(target).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

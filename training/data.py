@@ -83,10 +83,7 @@ def unsharp_mask(batch: np.ndarray, weight: float, radius: int = 11, threshold: 
 def is_bicubic(lr: np.ndarray, hr: np.ndarray, scale: int) -> np.ndarray:
     """Per patch of NCHW float batches (from ``to_tensor_batch``): is the LR exactly the bicubic downscale of the HR
     (the clean share of a mixed degradation), rather than a degraded one?"""
-    def u8(chw: np.ndarray) -> np.ndarray:
-        return np.round(chw.transpose(1, 2, 0) * 255.0).astype(np.uint8)
-
-    return np.array([np.array_equal(u8(a), downscale(u8(b), scale)) for a, b in zip(lr, hr)], dtype=bool)
+    return np.array([np.array_equal(a, downscale(b, scale)) for a, b in zip(to_uint8_batch(lr), to_uint8_batch(hr))], dtype=bool)
 
 
 LRMaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -188,6 +185,11 @@ def to_gray(img: np.ndarray) -> np.ndarray:
 def to_tensor_batch(images: list[np.ndarray]) -> np.ndarray:
     """uint8 HWC images -> float32 NCHW in [0,1]."""
     return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+
+
+def to_uint8_batch(batch: np.ndarray) -> np.ndarray:
+    """float NCHW in [0,1] (clipped) -> uint8 NHWC: the inverse of ``to_tensor_batch``."""
+    return np.round(np.clip(batch, 0, 1).transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
 
 
 def resize_short_side(img: np.ndarray, size: int) -> np.ndarray:

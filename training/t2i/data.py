@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training import data
 from training.t2i import captions as cap
 
 log = logging.getLogger("training")
@@ -117,6 +118,4 @@ def to_tensor(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float [N,3,H,W] in [0,1] -> uint8 [N,H,W,3]."""
-    return np.round(np.clip(x, 0, 1).transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
+to_uint8 = data.to_uint8_batch  # float [N,3,H,W] in [0,1] -> uint8 [N,H,W,3]

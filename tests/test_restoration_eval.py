@@ -78,3 +78,15 @@ def test_combinations_are_the_realistic_rows_and_get_their_own_average(tmp_path)
     want = (rows["blur + jpeg"]["bicubic"][0] + rows["noise + jpeg"]["bicubic"][0]) / 2
     assert avg["combined_psnr_y"] == pytest.approx(want, abs=1e-3)
     assert "average (combinations)" in er.format_tables(results, family)
+
+
+def test_a_model_given_after_bench_is_a_clear_usage_error(tmp_path):
+    """--bench takes folders: a model file swallowed by it (``--bench Set14 model.onnx``) stops the command with a
+    message that says so, before any model is loaded, not with a traceback from the image reader."""
+    from training.cli import main
+
+    model = tmp_path / "sr-x2.onnx"
+    model.write_bytes(b"not read")
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate-restoration", "--scale", "2", "--bench", str(tmp_path), str(model)])
+    assert "not a folder" in str(stop.value) and "sr-x2.onnx" in str(stop.value) and "before --bench" in str(stop.value)

@@ -187,6 +187,10 @@ def cmd_evaluate_faces(args: argparse.Namespace) -> None:
 def cmd_evaluate_restoration(args: argparse.Namespace) -> None:
     from training import evaluate_restoration as er
 
+    not_folders = [b for b in args.bench if not Path(b).is_dir()]
+    if not_folders:  # usually a model swallowed by --bench's list
+        raise SystemExit(f"--bench takes benchmark folders; not a folder: {', '.join(not_folders)} "
+                         "(give the models before --bench)")
     models = [Path(m) for m in args.models] or er.default_models(args.models_dir, args.scale)
     results = er.run(models, args.bench, args.scale)
     print(er.format_tables(results))

@@ -25,6 +25,11 @@ def card(name: str) -> dict:
     return json.loads((MODELS / f"{name}.json").read_text())
 
 
+def total_steps(training: dict) -> int:
+    """Steps of every stage the card records (the last one and each init_training below it)."""
+    return training["steps"] + (total_steps(training["init_training"]) if "init_training" in training else 0)
+
+
 @pytest.mark.parametrize("name,task,inputs", [
     ("degrade-x4", "degradation", ["image", "noise"]),
     ("real-x4", "super-resolution", ["image"]),
@@ -38,7 +43,8 @@ def test_cards_match_files_and_contract(name, task, inputs):
     path = MODELS / c["onnx"]["file"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == c["onnx"]["sha256"]
     assert c["task"] == task and c["scale"] == int(name.split("-x")[1][0]) and c["parity_max_abs_diff"] <= 1e-4
-    assert c["training"]["command"].startswith("python -m training") and c["training"]["steps"] >= 1000
+    assert c["training"]["command"].startswith("python -m training") and c["training"]["steps"] >= 500
+    assert total_steps(c["training"]) >= 1000  # a fine-tune stage may be shorter; the model behind it is not
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["card"])["metrics"] == c["metrics"] and meta["task"] == task
@@ -163,17 +169,17 @@ def test_real_x4_l1_restores_real_degradations_and_stays_close_on_clean_input():
 
 def test_real_x2_models_restore_realistic_x2_degradations():
     """Issue 21 at x2, against ground truth (evaluate-restoration --scale 2, the shipped files together): on the
-    realistic combinations the faithful real-x2-l1 and the crisp real-x2 are 0.89 / 0.91 dB above sr-x2 on Set14
-    (Set5: 1.29 / 1.24), short of the +1.0 dB asked; both beat sr-x2 on the trained kinds' average, and real-x2-l1
-    stays within 1.5 dB of it on clean Set5 (real-x2, the adversarial blend, is 1.8 dB under there)."""
+    realistic combinations the crisp real-x2 is 1.00 dB above sr-x2 on Set14 (the bar; Set5 1.40) and the faithful
+    real-x2-l1 0.89 (Set5 1.29); both beat sr-x2 on the trained kinds' average, and real-x2-l1 stays within 1.5 dB of
+    it on clean Set5 (real-x2, trained harder on degraded LR, is 2.5 dB under there: clean inputs belong to sr-x2)."""
     sets = card("real-x2-l1")["restoration_x2"]["sets"]
     assert {"Set5", "Set14"} <= set(sets) and card("real-x2")["restoration_x2"]["sets"] == sets
     for bench, rows in sets.items():
         for name in ("real-x2-l1", "real-x2"):
             assert rows[name]["psnr_y"] > rows["sr-x2"]["psnr_y"] + 0.3, (bench, name, rows)
     s14 = sets["Set14"]
+    assert s14["real-x2"]["combined_psnr_y"] >= s14["sr-x2"]["combined_psnr_y"] + 1.0, s14
     assert s14["real-x2-l1"]["combined_psnr_y"] >= s14["sr-x2"]["combined_psnr_y"] + 0.85, s14
-    assert s14["real-x2"]["combined_psnr_y"] >= s14["sr-x2"]["combined_psnr_y"] + 0.85, s14
     assert card("real-x2-l1")["metrics"]["Set5"]["psnr_y"] >= card("sr-x2")["metrics"]["Set5"]["psnr_y"] - 1.5
 
 

@@ -215,6 +215,17 @@ def test_cli_train_resume_export_evaluate(image_dir, tmp_path, capsys):
     main(["models-table", str(tmp_path / "m")])
     row = capsys.readouterr().out.splitlines()[2]
     assert row.startswith("| `cli-x2` | x2 |") and f"{card['metrics']['One']['psnr_y']:.2f}" in row and "6 steps" in row
+    readme = tmp_path / "README.md"  # --readme rewrites the table in place, between the prose around it
+    readme.write_text("# Models\n\n| model | scale | params | GFLOP per input MP | set | Y-PSNR / SSIM | gradient energy / "
+                      "HR | bicubic | training |\n|---|---|\n| `old` | x4 | stale |\n\nWhich model to use.\n")
+    main(["models-table", str(tmp_path / "m"), "--readme", str(readme)])
+    text = readme.read_text()
+    assert row in text and "`old`" not in text and text.startswith("# Models\n\n| model |") and text.endswith("|\n\nWhich model to use.\n")
+    notes = tmp_path / "notes.md"
+    notes.write_text("prose only\n")
+    with pytest.raises(SystemExit, match="no models table"):
+        main(["models-table", str(tmp_path / "m"), "--readme", str(notes)])
+    assert notes.read_text() == "prose only\n"
     # Continuing from the shipped file needs no network flags: the init file's arch and config are taken.
     main(["train-sr", "--data", str(image_dir), "--run", str(tmp_path / "more"), "--scale", "2", "--init", str(tmp_path / "m" / "cli-x2.onnx"),
           "--patch", "32", "--batch", "2", "--steps", "2", "--threads", "1", "--no-progress"])

@@ -202,9 +202,18 @@ def cmd_evaluate_restoration(args: argparse.Namespace) -> None:
 
 
 def cmd_models_table(args: argparse.Namespace) -> None:
-    from training.evaluate import models_table
+    from training.evaluate import models_table, replace_models_table
 
-    print(models_table(sorted(Path(args.models).glob("*.json"))))
+    table = models_table(sorted(Path(args.models).glob("*.json")))
+    if not args.readme:
+        print(table)
+        return
+    readme = Path(args.readme)
+    try:
+        readme.write_text(replace_models_table(readme.read_text(), table))
+    except ValueError as e:
+        raise SystemExit(f"{readme}: {e}") from None
+    print(f"{readme}: models table rewritten")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -427,6 +436,7 @@ def main(argv: list[str] | None = None) -> None:
 
     m = sub.add_parser("models-table", help="markdown table of the model cards in a folder (for the README)")
     m.add_argument("models", nargs="?", default="models")
+    m.add_argument("--readme", default="", help="rewrite the models table of this markdown file in place (e.g. README.md) instead of printing it")
     m.set_defaults(func=cmd_models_table)
 
     from training.t2i.commands import add_commands as add_t2i_commands

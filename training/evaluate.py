@@ -108,6 +108,20 @@ def models_table(card_paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def replace_models_table(markdown: str, table: str) -> str:
+    """``markdown`` with its models table (the header row of ``models_table`` and the table rows after it) replaced by
+    ``table``; the prose around it is kept as it is. A document without that table is an error, not a no-op."""
+    header = table.splitlines()[0]
+    lines = markdown.split("\n")
+    if header not in lines:
+        raise ValueError("no models table to replace (its header row is not in the document)")
+    start = lines.index(header)
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join([*lines[:start], *table.splitlines(), *lines[end:]])
+
+
 if __name__ == "__main__":
     import sys
 

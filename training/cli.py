@@ -14,6 +14,14 @@ DEFAULT_FACES_TEST = ["../shared/data/faces/UTKFace/test"]
 DEFAULT_BENCH = ["../shared/data/bench/Set5", "../shared/data/bench/Set14", "../shared/data/bench/BSD68"]
 
 
+def bench_folder(value: str) -> str:
+    """argparse type of every --bench: a benchmark folder. A file there is usually a model swallowed by the option's
+    list (``--bench Set14 model.onnx``): a usage error that says so, not a traceback from the image reader."""
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {value} (benchmark folders only; give the models before --bench)")
+    return value
+
+
 def _net_overrides(args: argparse.Namespace) -> dict:
     keys = ("channels", "blocks", "up_channels", "block", "anchor")
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
@@ -187,10 +195,6 @@ def cmd_evaluate_faces(args: argparse.Namespace) -> None:
 def cmd_evaluate_restoration(args: argparse.Namespace) -> None:
     from training import evaluate_restoration as er
 
-    not_folders = [b for b in args.bench if not Path(b).is_dir()]
-    if not_folders:  # usually a model swallowed by --bench's list
-        raise SystemExit(f"--bench takes benchmark folders; not a folder: {', '.join(not_folders)} "
-                         "(give the models before --bench)")
     models = [Path(m) for m in args.models] or er.default_models(args.models_dir, args.scale)
     results = er.run(models, args.bench, args.scale)
     print(er.format_tables(results))
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
 
     e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of an exported ONNX upscaler on benchmark folders, beside bicubic")
     e.add_argument("model", help="path to NAME.onnx")
-    e.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    e.add_argument("--bench", nargs="+", type=bench_folder, default=DEFAULT_BENCH)
     e.add_argument("--scale", type=int, help="defaults to the scale in the model's metadata")
     e.set_defaults(func=cmd_evaluate)
 
@@ -364,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("run")
     x.add_argument("--name", required=True, help="model name, e.g. sr-x4")
     x.add_argument("--out", default="models")
-    x.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    x.add_argument("--bench", nargs="+", type=bench_folder, default=DEFAULT_BENCH)
     x.add_argument("--notes", default="")
     x.add_argument("--description", default="", help="the card's description (default: one written from the run's config)")
     x.add_argument("--real-photos", nargs="*", default=[], help="folders of real low-quality photos: add NIQE on them to the card")
@@ -380,13 +384,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     f = sub.add_parser("export-fp16", help="float16 variant of an exported model, checked against it on benchmarks")
     f.add_argument("model", help="path to NAME.onnx (float32, with its card)")
-    f.add_argument("--bench", nargs="+", default=DEFAULT_BENCH[:1])
+    f.add_argument("--bench", nargs="+", type=bench_folder, default=DEFAULT_BENCH[:1])
     f.set_defaults(func=cmd_export_fp16)
 
     q8 = sub.add_parser("export-int8", help="int8 (QDQ) variant of an exported upscaler for CPUs, checked against it on benchmarks")
     q8.add_argument("model", help="path to NAME.onnx (float32, with its card)")
     q8.add_argument("--calib", nargs="+", default=DEFAULT_DATA, help="folders of training photos: calibration patches come from them")
-    q8.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    q8.add_argument("--bench", nargs="+", type=bench_folder, default=DEFAULT_BENCH)
     q8.add_argument("--all-int8", action="store_true", help="quantize the first and last convs too (default: they stay float)")
     q8.add_argument("--max-drop", type=float, default=0.1, help="refuse the variant if any set loses more Y-PSNR (dB)")
     q8.set_defaults(func=cmd_export_int8)
@@ -429,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     rs.add_argument("models", nargs="*", help="NAME.onnx upscalers (default: sr-xN and real-xN* in --models-dir)")
     rs.add_argument("--scale", type=int, choices=(2, 4), default=4)
     rs.add_argument("--models-dir", default="models")
-    rs.add_argument("--bench", nargs="+", default=DEFAULT_BENCH)
+    rs.add_argument("--bench", nargs="+", type=bench_folder, default=DEFAULT_BENCH)
     rs.add_argument("--json", default="", help="write the per-degradation results here")
     rs.add_argument("--write-cards", action="store_true", help="store the averages of all models of the run in each model's card (restoration_xN)")
     rs.set_defaults(func=cmd_evaluate_restoration)
